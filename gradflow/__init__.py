@@ -1,0 +1,22 @@
+"""gradflow: training dynamics of small models as continuous-time flows.
+
+Models are Equinox modules, the gradient of their loss is a vector field, and
+Diffrax integrates it with error control over a batch of seeds.
+"""
+
+import importlib.metadata
+
+from . import problems as problems
+from ._flows import AbstractFlow as AbstractFlow, GradientFlow as GradientFlow, SignFlow as SignFlow
+from ._grids import AbstractGrid as AbstractGrid, LinearGrid as LinearGrid, LogGrid as LogGrid
+from ._problem import AbstractProblem as AbstractProblem
+from ._run import Run as Run, RunFormatError as RunFormatError, load as load
+from ._simulate import simulate as simulate
+from ._status import Status as Status
+from ._stop import AbstractStop as AbstractStop, GradNormBelow as GradNormBelow, LossBelow as LossBelow
+from ._train import train as train
+
+try:
+    __version__ = importlib.metadata.version("gradflow")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0"

@@ -1,0 +1,69 @@
+"""`AbstractProblem`: everything about *what* is trained."""
+
+import abc
+import dataclasses
+
+import equinox as eqx
+import jax.tree_util as jtu
+
+from ._typing import Array, Data, Model, Observables, PyTree, Scalar
+
+
+class AbstractProblem(eqx.Module):
+    """One training setup: how to draw a seed's model and data, its loss, and what
+    to measure along the way.
+
+    Subclass it with hyperparameters as fields (plain Python numbers, strings,
+    tuples) and implement `init`, `loss` and `observables`. Check fields in
+    `__check_init__` and raise `ValueError` naming the field and the fix: the
+    command line and `simulate` construct problems before anything compiles.
+
+    Optional, where the theory provides them:
+
+    - `trainable(model)`: a pytree of bools, which leaves move (default: every
+      floating-point array).
+    - `exact_solution(model0, data, t)`: the model at time `t` of the unit-rate
+      gradient flow started from `model0`.
+    - `conserved(model, data)`: quantities the gradient flow conserves exactly,
+      as a dict of arrays (used as accuracy checks).
+    """
+
+    @abc.abstractmethod
+    def init(self, key: Array) -> tuple[Model, Data]:
+        """One seed's initial model and data. Whether the data depends on `key`
+        is the problem's choice (usually a field)."""
+
+    @abc.abstractmethod
+    def loss(self, model: Model, data: Data) -> Scalar:
+        """The training loss (a scalar)."""
+
+    def observables(self, model: Model, data: Data) -> Observables:
+        """Quantities to save along the trajectory; always includes `"loss"`.
+
+        Computed inside the solve at save times, so keep them small: a run stores
+        (seeds × times × shape) for each.
+        """
+        return {"loss": self.loss(model, data)}
+
+    def trainable(self, model: Model) -> PyTree[bool]:
+        """Which leaves of `model` are trained (default: all inexact arrays)."""
+        return jtu.tree_map(eqx.is_inexact_array, model)
+
+    def exact_solution(self, model0: Model, data: Data, t: Array) -> Model:
+        """The unit-rate gradient-flow solution at time `t` from `model0`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form solution; compare against a "
+            "tight reference solve instead."
+        )
+
+    def conserved(self, model: Model, data: Data) -> dict[str, Array]:
+        """Quantities conserved by the unit-rate gradient flow (none by default)."""
+        return {}
+
+    @property
+    def has_exact_solution(self) -> bool:
+        return type(self).exact_solution is not AbstractProblem.exact_solution
+
+    def fields(self) -> dict:
+        """The problem's hyperparameters, as a dict of field name to value."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -1,0 +1,351 @@
+"""`simulate`: integrate a problem's flow over a batch of seeds with diffrax."""
+
+import math
+import time
+from collections import OrderedDict
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+
+from ._config import describe_object, environment, module_config
+from ._devices import seeds_to_keys
+from ._flows import AbstractFlow, GradientFlow
+from ._grids import AbstractGrid, LogGrid, _check_t1
+from ._problem import AbstractProblem
+from ._run import Run, split_arrays
+from ._status import Status
+from ._stop import AbstractStop
+
+_MAX_NONFINITE = 30  # consecutive rejected steps with a NaN/Inf candidate
+_MAX_REJECTED = 500  # consecutive rejected steps of any kind
+
+
+class _Guard(dfx.AbstractAdaptiveStepSizeController):
+    """Wraps an adaptive controller to end a seed whose steps keep failing.
+
+    A NaN/Inf step is rejected by the controller and the step size shrinks, so
+    without this a diverged seed would spin until `max_steps` (and, under vmap,
+    hold up every other seed). It counts consecutive non-finite candidates and
+    consecutive rejections and ends the seed with `dt_min_reached`; `simulate`
+    reads the counters to tell a non-finite state from a step-size collapse.
+    """
+
+    inner: dfx.AbstractAdaptiveStepSizeController
+
+    @property
+    def rtol(self):
+        return self.inner.rtol
+
+    @property
+    def atol(self):
+        return self.inner.atol
+
+    @property
+    def norm(self):
+        return self.inner.norm
+
+    def wrap(self, direction):
+        return _Guard(self.inner.wrap(direction))
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        t, state = self.inner.init(terms, t0, t1, y0, dt0, args, func, error_order)
+        zero = jnp.array(0, dtype=jnp.int32)
+        return t, (state, zero, zero)
+
+    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state):
+        inner_state, n_bad, n_rej = controller_state
+        keep, t0n, t1n, jump, inner_state, result = self.inner.adapt_step_size(
+            t0, t1, y0, y1_candidate, args, y_error, error_order, inner_state
+        )
+        finite = _all_finite(y1_candidate)
+        n_bad = jnp.where(finite, 0, n_bad + 1)
+        n_rej = jnp.where(keep, 0, n_rej + 1)
+        trip = (n_bad >= _MAX_NONFINITE) | (n_rej >= _MAX_REJECTED)
+        result = dfx.RESULTS.where(trip, dfx.RESULTS.dt_min_reached, result)
+        return keep, t0n, t1n, jump, (inner_state, n_bad, n_rej), result
+
+
+def _all_finite(tree):
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jtu.tree_leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _code(item) -> int:
+    return int(item._value)
+
+
+def gradient_evaluations(solver, num_steps) -> np.ndarray:
+    """Gradient (vector-field) evaluations a diffrax solve made, from its step count.
+
+    Exact for Euler and explicit Runge–Kutta solvers (FSAL-aware); checked against
+    instrumented counts in the tests. NaN for implicit solvers, whose count
+    depends on their Newton iterations.
+    """
+    num_steps = np.asarray(num_steps, dtype=float)
+    if isinstance(solver, dfx.Euler):
+        return num_steps
+    if isinstance(solver, dfx.AbstractERK):
+        stages = len(solver.tableau.c) + 1
+        fsal = int(bool(solver.tableau.fsal))
+        return fsal + num_steps * (stages - fsal)
+    return np.full_like(num_steps, np.nan)
+
+
+def classify(result, n_bad, n_rej, final_nonfinite) -> np.ndarray:
+    """Per-seed `Status` codes from diffrax's result and the guard's counters."""
+    result = np.asarray(result)
+    status = np.full(result.shape, int(Status.FAILED), dtype=np.int32)
+    status[result == _code(dfx.RESULTS.successful)] = Status.OK
+    status[result == _code(dfx.RESULTS.event_occurred)] = Status.STOPPED
+    status[result == _code(dfx.RESULTS.max_steps_reached)] = Status.MAX_STEPS
+    status[result == _code(dfx.RESULTS.dt_min_reached)] = Status.STEP_COLLAPSE
+    status[np.asarray(n_bad) >= _MAX_NONFINITE] = Status.NONFINITE
+    status[np.asarray(final_nonfinite)] = Status.NONFINITE
+    return status
+
+
+_COMPILED: OrderedDict = OrderedDict()
+_COMPILED_SIZE = 32
+
+
+def compiled(signature, build, example_args):
+    """AOT-compile `build()` for `example_args`, memoised on `signature`.
+
+    Returns (compiled function, compile seconds; 0.0 on a cache hit). Problems,
+    flows, solvers and grids are Equinox modules, so equal configurations
+    hash equal and share one compile (across tests, sweeps and CLI calls in
+    one process). Unhashable configurations are compiled every time.
+    """
+    try:
+        key = (signature, jax.config.jax_enable_x64, jtu.tree_map(lambda x: (x.shape, str(x.dtype)), example_args))
+        hash(key)
+    except TypeError:
+        key = None
+    if key is not None and key in _COMPILED:
+        _COMPILED.move_to_end(key)
+        return _COMPILED[key], 0.0
+    start = time.perf_counter()
+    fn = jax.jit(build()).lower(*example_args).compile()
+    elapsed = time.perf_counter() - start
+    if key is not None:
+        _COMPILED[key] = fn
+        while len(_COMPILED) > _COMPILED_SIZE:
+            _COMPILED.popitem(last=False)
+    return fn, elapsed
+
+
+def check_problem(problem, flow=None):
+    """Type checks, then the model's structure via `eval_shape` (nothing compiles):
+    returns (model structure, trainable-parameter structure)."""
+    if not isinstance(problem, AbstractProblem):
+        raise TypeError(f"`problem` must be a gradflow.AbstractProblem; got {type(problem).__name__}.")
+    if flow is not None and not isinstance(flow, AbstractFlow):
+        raise TypeError(f"`flow` must be a gradflow flow (e.g. gradflow.GradientFlow()); got {type(flow).__name__}.")
+
+    def structure(key):
+        model, _ = problem.init(key)
+        params, _ = eqx.partition(model, problem.trainable(model))
+        return model, params
+
+    model, params = eqx.filter_eval_shape(structure, jax.random.PRNGKey(0))
+    if not jtu.tree_leaves(params):
+        raise ValueError(f"{type(problem).__name__}.trainable marks no leaf of the model as trainable.")
+    if flow is not None:
+        flow.check(params)
+    return model, params
+
+
+def _check_solver(solver, controller, dt0, max_steps):
+    if not isinstance(solver, dfx.AbstractSolver):
+        raise TypeError(f"`solver` must be a diffrax solver such as diffrax.Tsit5(); got {type(solver).__name__}.")
+    if not isinstance(controller, dfx.AbstractStepSizeController):
+        raise TypeError(
+            "`stepsize_controller` must be a diffrax controller such as "
+            f"diffrax.PIDController(rtol=1e-6, atol=1e-8); got {type(controller).__name__}."
+        )
+    if isinstance(controller, dfx.AbstractAdaptiveStepSizeController):
+        for name in ("rtol", "atol"):
+            value = getattr(controller, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"`stepsize_controller.{name}` must be finite and > 0; got {value!r}.")
+        if not isinstance(solver, dfx.AbstractAdaptiveSolver):
+            raise ValueError(
+                f"{type(solver).__name__} has no error estimate, so it cannot be used with an adaptive "
+                "`stepsize_controller`; pass stepsize_controller=diffrax.ConstantStepSize() and dt0."
+            )
+    if dt0 is not None and not (isinstance(dt0, (int, float)) and math.isfinite(dt0) and dt0 > 0):
+        raise ValueError(f"`dt0` must be finite and > 0, or None; got {dt0!r}.")
+    if isinstance(controller, dfx.ConstantStepSize) and dt0 is None:
+        raise ValueError("`dt0` is required with diffrax.ConstantStepSize(): pass the fixed step size, e.g. dt0=1e-2.")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"`max_steps` must be an integer >= 1; got {max_steps!r}.")
+
+
+def simulate(
+    problem: AbstractProblem,
+    flow: AbstractFlow = GradientFlow(),
+    *,
+    t1: float,
+    seeds=1,
+    solver: dfx.AbstractSolver = dfx.Tsit5(),
+    stepsize_controller: dfx.AbstractStepSizeController = dfx.PIDController(rtol=1e-6, atol=1e-8),
+    save: AbstractGrid = LogGrid(),
+    stop: AbstractStop | None = None,
+    progress: bool = False,
+    max_steps: int = 100_000,
+    dt0: float | None = None,
+    command: str | None = None,
+) -> Run:
+    """Integrate `flow` on `problem` from t = 0 to `t1` for each seed.
+
+    **Arguments:**
+
+    - `problem`: what is trained (an `AbstractProblem`).
+    - `flow`: how parameters move (`GradientFlow`, `SignFlow`, ...).
+    - `t1`: the final flow time (> 0).
+    - `seeds`: an int N (seeds 0 … N−1), a list of ints, or a key array.
+    - `solver`, `stepsize_controller`, `dt0`, `max_steps`: passed to
+      `diffrax.diffeqsolve` unchanged (`dt0=None` lets an adaptive controller
+      choose the first step; fixed-step solves need `ConstantStepSize()` and `dt0`).
+    - `save`: a time grid (`LogGrid`, `LinearGrid`); observables are computed
+      inside the solve at those times.
+    - `stop`: optional per-seed early termination (`LossBelow`, `GradNormBelow`).
+    - `progress`: show a progress bar (diffrax's tqdm meter, slowest seed).
+
+    Every seed is solved with its own step sizes and result code; a seed that
+    diverges, collapses its step size or runs out of steps is marked in
+    `run.stats["status"]` and keeps the observables saved before it failed.
+    """
+    model_struct, _ = check_problem(problem, flow)
+    t1 = _check_t1(t1)
+    _check_solver(solver, stepsize_controller, dt0, max_steps)
+    if not isinstance(save, AbstractGrid):
+        raise TypeError(f"`save` must be a gradflow grid such as gradflow.LogGrid(n=200); got {type(save).__name__}.")
+    if stop is not None and not isinstance(stop, AbstractStop):
+        raise TypeError(f"`stop` must be None or a stop condition such as gradflow.LossBelow(1e-3); got {type(stop).__name__}.")
+    keys, seed_record = seeds_to_keys(seeds)
+    ts = save.times(t1)
+    guarded = isinstance(stepsize_controller, dfx.AbstractAdaptiveStepSizeController)
+    controller = _Guard(stepsize_controller) if guarded else stepsize_controller
+    meter = dfx.TqdmProgressMeter() if progress else dfx.NoProgressMeter()
+    ts_tuple = tuple(float(t) for t in ts)
+
+    def build():
+        def one(key):
+            model, data = problem.init(key)
+            params, rest = eqx.partition(model, problem.trainable(model))
+
+            def loss_p(p):
+                return problem.loss(eqx.combine(p, rest), data)
+
+            grad_fn = jax.grad(loss_p)
+
+            def vector_field(t, y, args):
+                return flow.vector_field(t, y, grad_fn)
+
+            def observe(t, y, args):
+                return problem.observables(eqx.combine(flow.params(y), rest), data)
+
+            def cond(t, y, args, **kwargs):
+                bad = ~_all_finite(y)
+                if stop is None:
+                    return bad
+                return bad | stop(loss_p, grad_fn, flow.params(y))
+
+            saveat = dfx.SaveAt(
+                subs=[dfx.SubSaveAt(ts=jnp.asarray(ts_tuple), fn=observe), dfx.SubSaveAt(t1=True)],
+                controller_state=True,
+            )
+            sol = dfx.diffeqsolve(
+                dfx.ODETerm(vector_field),
+                solver,
+                t0=0.0,
+                t1=t1,
+                dt0=dt0,
+                y0=flow.init(params),
+                saveat=saveat,
+                stepsize_controller=controller,
+                event=dfx.Event(cond),
+                max_steps=max_steps,
+                throw=False,
+                progress_meter=meter,
+            )
+            final_state = jtu.tree_map(lambda x: x[-1], sol.ys[1])
+            if guarded:
+                _, n_bad, n_rej = sol.controller_state
+            else:
+                n_bad = n_rej = jnp.array(0, dtype=jnp.int32)
+            return {
+                "obs": sol.ys[0],
+                "obs_ts": sol.ts[0],
+                "t_final": sol.ts[1][-1],
+                "initial": split_arrays(model)[0],
+                "final": split_arrays(eqx.combine(flow.params(final_state), rest))[0],
+                "result": sol.result._value,
+                "steps": sol.stats["num_steps"],
+                "accepted": sol.stats["num_accepted_steps"],
+                "rejected": sol.stats["num_rejected_steps"],
+                "n_bad": n_bad,
+                "n_rej": n_rej,
+                "final_nonfinite": ~_all_finite(final_state),
+            }
+
+        return jax.vmap(one)
+
+    signature = ("simulate", problem, flow, solver, controller, ts_tuple, t1, stop, max_steps, dt0, progress)
+    fn, compile_time = compiled(signature, build, (keys,))
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(keys))
+    wall = time.perf_counter() - start
+    out = jtu.tree_map(np.asarray, out)
+
+    status = classify(out["result"], out["n_bad"], out["n_rej"], out["final_nonfinite"])
+    unsaved = ~np.isfinite(out["obs_ts"])
+    obs = {}
+    for name, value in out["obs"].items():
+        value = np.array(value, dtype=np.result_type(value.dtype, np.float32))
+        value[unsaved] = np.nan
+        obs[name] = value
+    evals = gradient_evaluations(solver, out["steps"])
+    if stop is not None and stop.gradient_evaluations_per_step:
+        evals = evals + stop.gradient_evaluations_per_step * (out["steps"] + 1)
+    stats = {
+        "steps": out["steps"],
+        "accepted": out["accepted"],
+        "rejected": out["rejected"],
+        "gradient_evaluations": evals,
+        "status": status,
+        "result": out["result"],
+        "t_final": out["t_final"],
+        "wall_time": np.array(wall),
+        "compile_time": np.array(compile_time),
+    }
+    _, skeleton = split_arrays(model_struct)
+    config = {
+        "kind": "simulate",
+        "problem": module_config(problem),
+        "flow": flow.config(),
+        "solver": describe_object(solver),
+        "stepsize_controller": describe_object(stepsize_controller),
+        "t1": t1,
+        "dt0": dt0,
+        "max_steps": max_steps,
+        "save": save.config(),
+        "stop": describe_object(stop),
+        "seeds": seed_record,
+        "environment": environment(),
+        "command": command,
+    }
+    return Run(
+        ts=ts,
+        obs=obs,
+        initial=eqx.combine(out["initial"], skeleton),
+        final=eqx.combine(out["final"], skeleton),
+        stats=stats,
+        config=config,
+        problem=problem,
+    )

@@ -1,0 +1,48 @@
+"""Per-seed outcome of a simulation or training run."""
+
+import enum
+
+
+class Status(enum.IntEnum):
+    """What happened to one seed. Stored as an int in `run.stats["status"]`."""
+
+    OK = 0
+    STOPPED = 1
+    MAX_STEPS = 2
+    NONFINITE = 3
+    STEP_COLLAPSE = 4
+    FAILED = 5
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+    @property
+    def failed(self) -> bool:
+        return self not in (Status.OK, Status.STOPPED)
+
+
+_MESSAGES = {
+    Status.OK: "reached t1",
+    Status.STOPPED: "the stop condition was met before t1",
+    Status.MAX_STEPS: (
+        "max_steps was reached before t1: raise `max_steps`, loosen rtol/atol, or, "
+        "if the flow is stiff, use an implicit solver such as diffrax.Kvaerno5()"
+    ),
+    Status.NONFINITE: (
+        "the state or its gradient became NaN/Inf: the flow diverges from this "
+        "initialisation; lower the rates or the initialisation scale, or check the "
+        "loss for overflow (use float64)"
+    ),
+    Status.STEP_COLLAPSE: (
+        "the step size collapsed (many consecutive rejected steps): the flow is stiff "
+        "or nearly singular here; use an implicit solver such as diffrax.Kvaerno5() "
+        "or loosen rtol/atol"
+    ),
+    Status.FAILED: "the solver failed; see `run.stats['result']` for diffrax's code",
+}
+
+
+def describe(codes) -> list[str]:
+    """One message per seed for an array of status codes."""
+    return [f"{Status(int(c)).name.lower()}: {Status(int(c)).message}" for c in codes]
