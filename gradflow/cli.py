@@ -1,0 +1,274 @@
+"""The `gradflow` command: run problems, list them, redraw figures."""
+
+import argparse
+import dataclasses
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+SOLVERS = ("tsit5", "dopri5", "dopri8", "bosh3", "heun", "midpoint", "euler", "kvaerno5")
+FLOWS = ("gradient", "sign")
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CLIError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def _parser():
+    p = _Parser(prog="gradflow", description="Simulate training dynamics as continuous-time flows.")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="simulate a problem's flow over seeds and save the run")
+    r.add_argument("problem", nargs="?", default=None, help="problem name (see `gradflow problems`)")
+    r.add_argument("--seeds", type=int, default=8, help="number of seeds (default 8)")
+    r.add_argument("--t1", type=float, default=None, help="final flow time (default: the problem's)")
+    r.add_argument("--flow", choices=FLOWS, default="gradient")
+    r.add_argument("--eps", type=float, default=1e-3, help="regularisation of the sign flow")
+    r.add_argument("--rate", action="append", default=[], metavar="FIELD=RATE", help="per-field flow rate")
+    r.add_argument("--solver", choices=SOLVERS, default="tsit5")
+    r.add_argument("--rtol", type=float, default=1e-6)
+    r.add_argument("--atol", type=float, default=1e-8)
+    r.add_argument("--dt0", type=float, default=None, help="fixed step (required for euler)")
+    r.add_argument("--max-steps", type=int, default=100_000)
+    r.add_argument("--save-n", type=int, default=200, help="number of save times (log grid)")
+    r.add_argument("--t-min", type=float, default=None, help="first positive save time (default t1·1e-4)")
+    r.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a problem field")
+    r.add_argument("--out", default=None, help="run directory (default runs/PROBLEM-TIME)")
+    r.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    r.add_argument("--x32", action="store_true", help="float32 instead of float64")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    sub.add_parser("problems", help="list problems and their fields")
+    pl = sub.add_parser("plot", help="redraw the figures of a saved run")
+    pl.add_argument("directory")
+    pl.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def _convert(name, text, default):
+    """Parse `--set` text using the type of the field's default value."""
+    low = text.strip().lower()
+    try:
+        if isinstance(default, bool):
+            if low in ("true", "1", "yes", "on"):
+                return True
+            if low in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if default is None:
+            return None if low in ("none", "null") else int(text)
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, tuple):
+            kind = type(default[0]) if default else float
+            return tuple(kind(x) for x in text.split(",") if x.strip())
+        return text
+    except ValueError:
+        raise CLIError(f"--set {name}={text}: cannot read {text!r} as {type(default).__name__}") from None
+
+
+def _pairs(items, option):
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CLIError(f"{option} {item!r}: expected FIELD=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+def build_problem(name, sets):
+    from .problems import DEFAULT_PROBLEM, PROBLEMS
+
+    name = name or DEFAULT_PROBLEM
+    if name not in PROBLEMS:
+        raise CLIError(f"unknown problem {name!r}; choose one of {sorted(PROBLEMS)} (see `gradflow problems`)")
+    cls = PROBLEMS[name]
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.init}
+    fields = {}
+    for field, text in _pairs(sets, "--set").items():
+        if field not in defaults:
+            raise CLIError(f"--set {field}: {cls.__name__} has no field {field!r}; its fields are {sorted(defaults)}")
+        fields[field] = _convert(field, text, defaults[field])
+    try:
+        return name, cls(**fields)
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"--set: {e}") from None
+
+
+def _solver(args):
+    import diffrax as dfx
+
+    solver = {
+        "tsit5": dfx.Tsit5,
+        "dopri5": dfx.Dopri5,
+        "dopri8": dfx.Dopri8,
+        "bosh3": dfx.Bosh3,
+        "heun": dfx.Heun,
+        "midpoint": dfx.Midpoint,
+        "euler": dfx.Euler,
+        "kvaerno5": dfx.Kvaerno5,
+    }[args.solver]()
+    for name in ("rtol", "atol"):
+        value = getattr(args, name)
+        if not value > 0:
+            raise CLIError(f"--{name} must be > 0; got {value}")
+    if args.solver == "euler":
+        if args.dt0 is None:
+            raise CLIError("--solver euler has no error estimate: give a fixed step with --dt0")
+        return solver, dfx.ConstantStepSize()
+    return solver, dfx.PIDController(rtol=args.rtol, atol=args.atol)
+
+
+def _flow(args):
+    from . import GradientFlow, SignFlow
+
+    rates = {k: v for k, v in _pairs(args.rate, "--rate").items()}
+    try:
+        rates = {k: float(v) for k, v in rates.items()}
+        if args.flow == "sign":
+            return SignFlow(eps=args.eps, rates=rates)
+        return GradientFlow(rates=rates)
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"--rate/--eps: {e}") from None
+
+
+def _check_out(out: Path, force: bool):
+    if (out / "run.json").exists() and not force:
+        raise CLIError(f"--out {out} already holds a run; pass --force to overwrite it")
+    parent = out if out.exists() else out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise CLIError(f"--out {out}: {parent} is not writable")
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} exists and is not a directory")
+
+
+def cmd_run(args):
+    from .problems import DEFAULT_T1
+
+    if args.seeds < 1:
+        raise CLIError(f"--seeds must be >= 1; got {args.seeds}")
+    if args.max_steps < 1:
+        raise CLIError(f"--max-steps must be >= 1; got {args.max_steps}")
+    if args.save_n < 3:
+        raise CLIError(f"--save-n must be >= 3; got {args.save_n}")
+    name, problem = build_problem(args.problem, args.set)
+    t1 = DEFAULT_T1.get(name, 10.0) if args.t1 is None else args.t1
+    if not (t1 > 0 and t1 < float("inf")):
+        raise CLIError(f"--t1 must be finite and > 0; got {t1}")
+    t_min = args.t_min if args.t_min is not None else t1 * 1e-4
+    if not (0 < t_min < t1):
+        raise CLIError(f"--t-min must be in (0, t1); got {t_min}")
+    solver, controller = _solver(args)
+    flow = _flow(args)
+    out = Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _check_out(out, args.force)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import LogGrid, simulate
+    from .plot import save_figures
+
+    print(
+        f"gradflow run {name}: {args.seeds} seeds, t1 = {t1:g}, {type(solver).__name__}, "
+        f"rtol {args.rtol:g}, {'float32' if args.x32 else 'float64'}",
+        flush=True,
+    )
+    try:
+        run = simulate(
+            problem,
+            flow,
+            t1=t1,
+            seeds=args.seeds,
+            solver=solver,
+            stepsize_controller=controller,
+            dt0=args.dt0,
+            save=LogGrid(n=args.save_n, t_min=t_min),
+            max_steps=args.max_steps,
+            progress=not args.no_progress,
+            command=shlex.join(["gradflow", *sys.argv[1:]]),
+        )
+    except (ValueError, TypeError) as e:
+        raise CLIError(str(e)) from None
+    run.save(out, force=args.force)
+    save_figures(run, out)
+    summary = run.summary()
+    (out / "summary.txt").write_text(summary + "\n")
+    print(summary)
+    print(f"saved to {out}")
+    if not run.ok.any():
+        print(f"gradflow: error: every seed failed ({run.messages[0]})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_problems(args):
+    from .problems import DEFAULT_PROBLEM, PROBLEMS
+
+    for name, cls in PROBLEMS.items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"{name}{' (default)' if name == DEFAULT_PROBLEM else ''}: {cls.__name__} — {doc}")
+        for f in dataclasses.fields(cls):
+            if f.init:
+                print(f"    {f.name} = {f.default!r}")
+    return 0
+
+
+def cmd_plot(args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import load
+    from .plot import save_figures
+
+    try:
+        run = load(args.directory)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    for path in save_figures(run, args.directory):
+        print(path)
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    try:
+        args = _parser().parse_args(argv)
+        if args.command is None:
+            args = _parser().parse_args(["run", *argv])
+        import jax
+
+        jax.config.update("jax_enable_x64", not getattr(args, "x32", False))
+        return {"run": cmd_run, "problems": cmd_problems, "plot": cmd_plot}[args.command](args)
+    except CLIError as e:
+        if debug:
+            raise
+        print(f"gradflow: error: {str(e).removeprefix('gradflow: ')}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gradflow: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an unexpected failure: one line unless --debug
+        if debug:
+            raise
+        print(f"gradflow: error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
