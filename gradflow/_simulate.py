@@ -235,7 +235,7 @@ def simulate(
     ts_tuple = tuple(float(t) for t in ts)
 
     def build():
-        def one(key):
+        def one(key, step):
             model, data = problem.init(key)
             params, rest = eqx.partition(model, problem.trainable(model))
 
@@ -265,7 +265,7 @@ def simulate(
                 solver,
                 t0=0.0,
                 t1=t1,
-                dt0=dt0,
+                dt0=None if dt0 is None else step,
                 y0=flow.init(params),
                 saveat=saveat,
                 stepsize_controller=controller,
@@ -294,12 +294,14 @@ def simulate(
                 "final_nonfinite": ~_all_finite(final_state),
             }
 
-        return jax.vmap(one)
+        return jax.vmap(one, in_axes=(0, None))
 
-    signature = ("simulate", problem, flow, solver, controller, ts_tuple, t1, stop, max_steps, dt0, progress)
-    fn, compile_time = compiled(signature, build, (keys,))
+    # dt0 is a runtime argument, so a ladder of fixed step sizes shares one compile.
+    signature = ("simulate", problem, flow, solver, controller, ts_tuple, t1, stop, max_steps, dt0 is None, progress)
+    step = jnp.asarray(0.0 if dt0 is None else dt0)
+    fn, compile_time = compiled(signature, build, (keys, step))
     start = time.perf_counter()
-    out = jax.block_until_ready(fn(keys))
+    out = jax.block_until_ready(fn(keys, step))
     wall = time.perf_counter() - start
     out = jtu.tree_map(np.asarray, out)
 

@@ -1,0 +1,83 @@
+"""Shared test setup: float64 once for the whole session, helpers, small problems."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import equinox as eqx  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jax.tree_util as jtu  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import gradflow as gf  # noqa: E402
+
+
+def tree_allclose(a, b, *, rtol=0.0, atol=0.0) -> bool:
+    """Same structure and every array leaf close."""
+    la, ta = jtu.tree_flatten(a)
+    lb, tb = jtu.tree_flatten(b)
+    if ta != tb:
+        return False
+    return all(np.allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol, equal_nan=True) for x, y in zip(la, lb))
+
+
+def seed_keys(n):
+    return jnp.stack([jax.random.PRNGKey(i) for i in range(n)])
+
+
+def exact_observables(problem, run, names):
+    """The problem's observables on its closed-form solution at the run's save times."""
+    model0, data = jax.jit(jax.vmap(problem.init))(seed_keys(run.n_seeds))
+
+    def at(m0, d, t):
+        return problem.observables(problem.exact_solution(m0, d, t), d)
+
+    out = jax.jit(jax.vmap(jax.vmap(at, (None, None, 0)), (0, 0, None)))(model0, data, jnp.asarray(run.ts))
+    return {k: np.asarray(out[k]) for k in names}
+
+
+def relative_error(approx, exact):
+    """Per-seed, per-time relative error (2-norm over the observable's components).
+
+    Where the exact value is ~0 (e.g. β(0) = 0), the error is taken relative to
+    1e-6 of the seed's largest value over time instead of dividing by ~0.
+    """
+    a = approx.reshape(approx.shape[0], approx.shape[1], -1)
+    e = exact.reshape(exact.shape[0], exact.shape[1], -1)
+    norm = np.linalg.norm(e, axis=-1)
+    floor = 1e-6 * norm.max(axis=1, keepdims=True)
+    return np.linalg.norm(a - e, axis=-1) / np.maximum(norm, np.maximum(floor, 1e-300))
+
+
+class Blowup(gf.AbstractProblem):
+    """dθ/dt = θ³ (loss −θ⁴/4): blows up at t* = 1/(2θ0²). The seeds listed in
+    `bad` start at θ0 = 1 (t* = 0.5), the others at 0.1 + 0.01·seed (t* ≥ 25).
+    With `nan_above`, the loss is NaN once θ exceeds it (θ = 2 at t = 0.375 for
+    a bad seed), so the gradient turns NaN abruptly instead of blowing up."""
+
+    bad: tuple[int, ...] = (1,)
+    nan_above: float | None = 2.0
+
+    def init(self, key):
+        seed = jax.random.key_data(key)[-1] if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key[-1]
+        theta = jnp.where(jnp.isin(seed, jnp.asarray(self.bad)), 1.0, 0.1 + 0.01 * seed)
+        return {"theta": jnp.atleast_1d(theta)}, None
+
+    def loss(self, model, data):
+        theta = model["theta"]
+        value = -jnp.sum(theta**4) / 4
+        if self.nan_above is None:
+            return value
+        return jnp.where(jnp.all(theta < self.nan_above), value, jnp.nan)
+
+    def observables(self, model, data):
+        return {"loss": self.loss(model, data), "theta": model["theta"][0]}
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("gradflow")
+
+
+__all__ = ["Blowup", "eqx", "exact_observables", "relative_error", "seed_keys", "tree_allclose"]
