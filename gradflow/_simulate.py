@@ -22,6 +22,8 @@ from ._stop import AbstractStop
 
 _MAX_NONFINITE = 30  # consecutive rejected steps with a NaN/Inf candidate
 _MAX_REJECTED = 500  # consecutive rejected steps of any kind
+_MIN_RELATIVE_STEP = 1e-12  # a step below this fraction of t makes no progress
+_NONFINITE_TOTAL = 10  # a failing seed with this many NaN/Inf candidates is "nonfinite"
 
 
 class _Guard(dfx.AbstractAdaptiveStepSizeController):
@@ -29,9 +31,12 @@ class _Guard(dfx.AbstractAdaptiveStepSizeController):
 
     A NaN/Inf step is rejected by the controller and the step size shrinks, so
     without this a diverged seed would spin until `max_steps` (and, under vmap,
-    hold up every other seed). It counts consecutive non-finite candidates and
-    consecutive rejections and ends the seed with `dt_min_reached`; `simulate`
-    reads the counters to tell a non-finite state from a step-size collapse.
+    hold up every other seed); near a singularity it would creep towards it in
+    ever smaller steps. The seed is ended with `dt_min_reached` after
+    `_MAX_NONFINITE` consecutive NaN/Inf candidates, `_MAX_REJECTED`
+    consecutive rejections, or a proposed step below `_MIN_RELATIVE_STEP`·t.
+    `simulate` reads the total count of NaN/Inf candidates to tell a
+    non-finite state from a step-size collapse.
     """
 
     inner: dfx.AbstractAdaptiveStepSizeController
@@ -54,19 +59,21 @@ class _Guard(dfx.AbstractAdaptiveStepSizeController):
     def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
         t, state = self.inner.init(terms, t0, t1, y0, dt0, args, func, error_order)
         zero = jnp.array(0, dtype=jnp.int32)
-        return t, (state, zero, zero)
+        return t, (state, zero, zero, zero)
 
     def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state):
-        inner_state, n_bad, n_rej = controller_state
+        inner_state, n_bad, n_rej, bad_total = controller_state
         keep, t0n, t1n, jump, inner_state, result = self.inner.adapt_step_size(
             t0, t1, y0, y1_candidate, args, y_error, error_order, inner_state
         )
         finite = _all_finite(y1_candidate)
         n_bad = jnp.where(finite, 0, n_bad + 1)
+        bad_total = bad_total + jnp.where(finite, 0, 1)
         n_rej = jnp.where(keep, 0, n_rej + 1)
-        trip = (n_bad >= _MAX_NONFINITE) | (n_rej >= _MAX_REJECTED)
+        collapsed = (t1n - t0n) < _MIN_RELATIVE_STEP * jnp.abs(t0n)
+        trip = (n_bad >= _MAX_NONFINITE) | (n_rej >= _MAX_REJECTED) | collapsed
         result = dfx.RESULTS.where(trip, dfx.RESULTS.dt_min_reached, result)
-        return keep, t0n, t1n, jump, (inner_state, n_bad, n_rej), result
+        return keep, t0n, t1n, jump, (inner_state, n_bad, n_rej, bad_total), result
 
 
 def _all_finite(tree):
@@ -95,15 +102,16 @@ def gradient_evaluations(solver, num_steps) -> np.ndarray:
     return np.full_like(num_steps, np.nan)
 
 
-def classify(result, n_bad, n_rej, final_nonfinite) -> np.ndarray:
-    """Per-seed `Status` codes from diffrax's result and the guard's counters."""
+def classify(result, bad_total, final_nonfinite) -> np.ndarray:
+    """Per-seed `Status` codes from diffrax's result and the guard's NaN count."""
     result = np.asarray(result)
     status = np.full(result.shape, int(Status.FAILED), dtype=np.int32)
     status[result == _code(dfx.RESULTS.successful)] = Status.OK
     status[result == _code(dfx.RESULTS.event_occurred)] = Status.STOPPED
     status[result == _code(dfx.RESULTS.max_steps_reached)] = Status.MAX_STEPS
     status[result == _code(dfx.RESULTS.dt_min_reached)] = Status.STEP_COLLAPSE
-    status[np.asarray(n_bad) >= _MAX_NONFINITE] = Status.NONFINITE
+    failed = (status != Status.OK) & (status != Status.STOPPED)
+    status[failed & (np.asarray(bad_total) >= _NONFINITE_TOTAL)] = Status.NONFINITE
     status[np.asarray(final_nonfinite)] = Status.NONFINITE
     return status
 
@@ -276,9 +284,9 @@ def simulate(
             )
             final_state = jtu.tree_map(lambda x: x[-1], sol.ys[1])
             if guarded:
-                _, n_bad, n_rej = sol.controller_state
+                bad_total = sol.controller_state[3]
             else:
-                n_bad = n_rej = jnp.array(0, dtype=jnp.int32)
+                bad_total = jnp.array(0, dtype=jnp.int32)
             return {
                 "obs": sol.ys[0],
                 "obs_ts": sol.ts[0],
@@ -289,8 +297,7 @@ def simulate(
                 "steps": sol.stats["num_steps"],
                 "accepted": sol.stats["num_accepted_steps"],
                 "rejected": sol.stats["num_rejected_steps"],
-                "n_bad": n_bad,
-                "n_rej": n_rej,
+                "bad_total": bad_total,
                 "final_nonfinite": ~_all_finite(final_state),
             }
 
@@ -305,7 +312,7 @@ def simulate(
     wall = time.perf_counter() - start
     out = jtu.tree_map(np.asarray, out)
 
-    status = classify(out["result"], out["n_bad"], out["n_rej"], out["final_nonfinite"])
+    status = classify(out["result"], out["bad_total"], out["final_nonfinite"])
     unsaved = ~np.isfinite(out["obs_ts"])
     obs = {}
     for name, value in out["obs"].items():

@@ -69,7 +69,8 @@ class Blowup(gf.AbstractProblem):
         value = -jnp.sum(theta**4) / 4
         if self.nan_above is None:
             return value
-        return jnp.where(jnp.all(theta < self.nan_above), value, jnp.nan)
+        # NaN in the value *and* the gradient once θ passes the cap.
+        return value + jnp.sum(jnp.where(theta < self.nan_above, 0.0, jnp.nan) * theta)
 
     def observables(self, model, data):
         return {"loss": self.loss(model, data), "theta": model["theta"][0]}
