@@ -6,7 +6,7 @@ Diffrax integrates it with error control over a batch of seeds.
 
 import importlib.metadata
 
-from . import problems as problems
+from . import plot as plot, problems as problems
 from ._flows import AbstractFlow as AbstractFlow, GradientFlow as GradientFlow, SignFlow as SignFlow
 from ._grids import AbstractGrid as AbstractGrid, LinearGrid as LinearGrid, LogGrid as LogGrid
 from ._problem import AbstractProblem as AbstractProblem
