@@ -22,11 +22,9 @@ def seeds_to_keys(seeds) -> tuple[jax.Array, list]:
             raise ValueError(f"`seeds` must be >= 1 (the number of seeds to run); got {seeds}.")
         ids = list(range(int(seeds)))
         return _keys_from_ids(ids), ids
-    if isinstance(seeds, (jax.Array, np.ndarray)) and not (
-        np.issubdtype(np.asarray(seeds).dtype, np.integer) and np.ndim(seeds) == 1
-    ):
-        if jnp.issubdtype(seeds.dtype, jax.dtypes.prng_key):
-            seeds = jax.random.key_data(seeds)
+    if isinstance(seeds, jax.Array) and jnp.issubdtype(seeds.dtype, jax.dtypes.prng_key):
+        seeds = jax.random.key_data(seeds)
+    if isinstance(seeds, (jax.Array, np.ndarray)) and np.ndim(seeds) == 2:
         seeds = jnp.asarray(seeds)
         if seeds.ndim != 2 or seeds.shape[0] < 1 or seeds.dtype != jnp.uint32:
             raise ValueError(

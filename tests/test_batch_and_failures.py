@@ -112,3 +112,13 @@ def test_max_steps_keeps_partial_results():
     assert (run.stats["t_final"] < 50.0).all()
     loss = run.obs["loss"]
     assert np.isfinite(loss[:, 0]).all() and np.isnan(loss[:, -1]).all()
+
+
+def test_explicit_key_arrays_are_seeds():
+    raw = jax.numpy.stack([jax.random.PRNGKey(i) for i in range(4)])
+    typed = jax.numpy.stack([jax.random.key(i) for i in range(4)])
+    by_int = gf.simulate(RANDOM_NET, t1=5.0, seeds=4, save=gf.LogGrid(n=20))
+    for keys in (raw, typed):
+        run = gf.simulate(RANDOM_NET, t1=5.0, seeds=keys, save=gf.LogGrid(n=20))
+        assert np.array_equal(run.obs["loss"], by_int.obs["loss"])
+    assert run.config["seeds"] == {"keys": np.asarray(raw).tolist()}
