@@ -53,3 +53,25 @@ def keys_from_record(record) -> jax.Array:
     if isinstance(record, dict):
         return jnp.asarray(np.asarray(record["keys"], dtype=np.uint32))
     return _keys_from_ids(list(record))
+
+
+def resolve_batching(batching: str, batch_size) -> str:
+    """Check `batching`/`batch_size` and turn "auto" into a strategy."""
+    if batching not in ("auto", "vmap", "map"):
+        raise ValueError(f"`batching` must be 'auto', 'vmap' or 'map'; got {batching!r}.")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"`batch_size` must be None or an integer >= 1; got {batch_size!r}.")
+    if batching == "auto":
+        return "map" if jax.default_backend() == "cpu" else "vmap"
+    return batching
+
+
+def batch_over_seeds(one, batching: str, batch_size):
+    """Lift `one(key, *shared)` to a batch of keys with the chosen strategy."""
+    if batching == "vmap":
+        return jax.vmap(one, in_axes=(0, None))
+
+    def mapped(keys, *shared):
+        return jax.lax.map(lambda k: one(k, *shared), keys, batch_size=batch_size)
+
+    return mapped
