@@ -60,6 +60,16 @@ class AbstractProblem(eqx.Module):
         """Quantities conserved by the unit-rate gradient flow (none by default)."""
         return {}
 
+    def report(self, run) -> str | None:
+        """Optional: a text report on a run of this problem (e.g. a paper's claims,
+        measured), printed and saved by `gradflow run`."""
+        return None
+
+    def figures(self, run, directory) -> list:
+        """Optional: write this problem's own figures of `run` into `directory`
+        and return their paths (`gradflow run` and `gradflow plot` call it)."""
+        return []
+
     @property
     def has_exact_solution(self) -> bool:
         return type(self).exact_solution is not AbstractProblem.exact_solution

@@ -206,7 +206,11 @@ def cmd_run(args):
         raise CLIError(str(e)) from None
     run.save(out, force=args.force)
     save_figures(run, out)
+    problem.figures(run, out)
     summary = run.summary()
+    report = problem.report(run)
+    if report:
+        summary = f"{summary}\n\n{report}"
     (out / "summary.txt").write_text(summary + "\n")
     print(summary)
     print(f"saved to {out}")
@@ -239,7 +243,7 @@ def cmd_plot(args):
         run = load(args.directory)
     except ValueError as e:
         raise CLIError(str(e)) from None
-    for path in save_figures(run, args.directory):
+    for path in [*save_figures(run, args.directory), *run.problem.figures(run, args.directory)]:
         print(path)
     return 0
 

@@ -33,17 +33,24 @@ def _series(run, name, component):
     return {f"{name}[{i}]": flat[:, :, i] for i in range(flat.shape[2])}
 
 
-def observable(run, name, *, ax=None, component=None, label=None, color=None, band=(10, 90), logx=True, logy=False):
+def observable(
+    run, name, *, ax=None, component=None, label=None, color=None, band=(10, 90), logx=True, logy=False,
+    change=False,
+):
     """Median over seeds of `run.obs[name]` against time, with a percentile band.
 
     Vector observables draw one line per component unless `component` picks one.
-    Seeds that failed contribute their values up to the failure (NaN after).
+    `change=True` plots each seed's change from its value at t = 0 (useful when
+    the spread of initial values hides the dynamics). Seeds that failed
+    contribute their values up to the failure (NaN after).
     """
     ax = _axes(ax)
     t = run.ts
     keep = t > 0 if logx else np.ones_like(t, dtype=bool)
     series = _series(run, name, component)
     for i, (key, y) in enumerate(series.items()):
+        if change:
+            y = y - y[:, :1]
         y = y[:, keep]
         with warnings.catch_warnings():  # all-NaN columns after every seed stopped
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -59,7 +66,7 @@ def observable(run, name, *, ax=None, component=None, label=None, color=None, ba
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("t (flow time)" if run.config.get("kind") != "train" else "t = step × dt")
-    ax.set_ylabel(name)
+    ax.set_ylabel(f"{name} − its value at t = 0" if change else name)
     if len(series) > 1 or label:
         ax.legend(fontsize="small")
     return ax
