@@ -13,17 +13,20 @@ from gradflow import cli
 def test_run_end_to_end(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "gradflow.cli", "run", "--seeds", "3", "--t1", "5", "--save-n", "30",
-         "--set", "hidden=6", "--set", "strengths=2,1", "--out", str(out), "--no-progress"],
+        [sys.executable, "-m", "gradflow.cli", "run", "--seeds", "3", "--t1", "30", "--save-n", "40",
+         "--set", "m=16", "--set", "m1=32", "--out", str(out), "--no-progress"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"},
     )
     assert proc.returncode == 0, proc.stderr
-    for line in ("final loss", "gradient evaluations", "3 ok", "wall time"):
+    # The default problem is the co-occurrence one: its claims table is part of the summary.
+    for line in ("Cooccurrence", "final loss", "gradient evaluations", "3 ok", "wall time", "phase 1 ends"):
         assert line in proc.stdout
-    assert {"run.json", "arrays.npz", "loss.png", "modes.png", "summary.txt"} <= {p.name for p in out.iterdir()}
+    files = {p.name for p in out.iterdir()}
+    assert {"run.json", "arrays.npz", "loss.png", "fig1a_scores.png", "fig1b_losses.png", "summary.txt"} <= files
     config = json.loads((out / "run.json").read_text())["config"]
-    assert config["problem"]["fields"]["hidden"] == 6 and config["problem"]["fields"]["strengths"] == [2.0, 1.0]
-    assert "--set hidden=6" in config["command"]
+    assert config["problem"]["fields"]["m"] == 16 and config["problem"]["fields"]["m1"] == 32
+    assert "--set m=16" in config["command"]
+    assert "phase 1 ends" in (out / "summary.txt").read_text()
     # The saved run redraws, and a second run into the same directory needs --force.
     assert cli.main(["plot", str(out)]) == 0
     assert cli.main(["run", "--seeds", "1", "--out", str(out), "--no-progress"]) == 2
@@ -34,16 +37,19 @@ def test_run_end_to_end(tmp_path):
     [
         (["run", "nonsense"], "unknown problem"),
         (["run", "--set", "foo=1"], "no field 'foo'"),
-        (["run", "--set", "hidden=many"], "hidden"),
-        (["run", "--set", "d_in=0"], "d_in"),
-        (["run", "--set", "hidden"], "FIELD=VALUE"),
+        (["run", "--set", "m=many"], "m=many"),
+        (["run", "--set", "m=0"], "`m`"),
+        (["run", "--set", "distinct_words=true"], "n·L"),
+        (["run", "linear-network", "--set", "d_in=0"], "d_in"),
+        (["run", "--set", "m"], "FIELD=VALUE"),
         (["run", "--rtol", "0"], "--rtol"),
         (["run", "--t1", "-3"], "--t1"),
         (["run", "--seeds", "0"], "--seeds"),
         (["run", "--solver", "rk4"], "invalid choice"),
         (["run", "--solver", "euler"], "--dt0"),
         (["run", "--rate", "W9=2"], "W9"),
-        (["run", "--rate", "W1=-2"], "rates"),
+        (["run", "--rate", "WQ=-2"], "rates"),
+        (["run", "--rate", "a=2"], "not trainable"),
         (["run", "--seeds", "two"], "invalid int"),
         (["plot", "/nonexistent/run"], "not a directory"),
     ],
@@ -62,4 +68,11 @@ def test_errors_are_one_line(argv, match, capsys, tmp_path):
 def test_problems_lists_fields(capsys):
     assert cli.main(["problems"]) == 0
     text = capsys.readouterr().out
-    assert "linear-network (default)" in text and "cond = 10.0" in text
+    assert "cooccurrence (default)" in text and "cond = 10.0" in text and "m1 = 256" in text
+
+
+def test_set_parses_by_field_type():
+    _, problem = cli.build_problem("linear-network", ["strengths=2,1", "hidden=6", "data_seed=none"])
+    assert problem.strengths == (2.0, 1.0) and problem.hidden == 6 and problem.data_seed is None
+    _, problem = cli.build_problem(None, ["distinct_words=false", "init_kind=kaiming", "data_seed=3"])
+    assert problem.init_kind == "kaiming" and problem.data_seed == 3 and not problem.distinct_words
