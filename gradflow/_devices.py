@@ -67,11 +67,12 @@ def resolve_batching(batching: str, batch_size) -> str:
 
 
 def batch_over_seeds(one, batching: str, batch_size):
-    """Lift `one(key, *shared)` to a batch of keys with the chosen strategy."""
+    """Lift `one(item, *shared)` to a batch (a pytree with a leading seed axis)
+    with the chosen strategy; `shared` arguments are the same for every seed."""
     if batching == "vmap":
-        return jax.vmap(one, in_axes=(0, None))
+        return lambda batch, *shared: jax.vmap(lambda b: one(b, *shared))(batch)
 
-    def mapped(keys, *shared):
-        return jax.lax.map(lambda k: one(k, *shared), keys, batch_size=batch_size)
+    def mapped(batch, *shared):
+        return jax.lax.map(lambda b: one(b, *shared), batch, batch_size=batch_size)
 
     return mapped

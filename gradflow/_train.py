@@ -12,7 +12,7 @@ import optax
 from tqdm import tqdm
 
 from ._config import describe_object, environment, module_config
-from ._devices import seeds_to_keys
+from ._devices import batch_over_seeds, resolve_batching, seeds_to_keys
 from ._grids import AbstractGrid, LogGrid
 from ._problem import AbstractProblem
 from ._run import Run, split_arrays
@@ -29,6 +29,8 @@ def train(
     seeds=1,
     save: AbstractGrid = LogGrid(),
     progress: bool = False,
+    batching: str = "auto",
+    batch_size: int | None = None,
     command: str | None = None,
 ) -> Run:
     """Run `steps` steps of `optimizer` on `problem` for each seed.
@@ -38,7 +40,8 @@ def train(
     axis; `save` is the same kind of grid as for `simulate`, evaluated on
     [0, steps·dt] and rounded to whole steps. Any `optax.GradientTransformation`
     works unchanged. A seed whose parameters become NaN/Inf is marked
-    `Status.NONFINITE` with `t_final` at its first bad step.
+    `Status.NONFINITE` with `t_final` at its first bad step. `batching` and
+    `batch_size` are as for `simulate`.
     """
     check_problem(problem)
     if not isinstance(optimizer, optax.GradientTransformation):
@@ -54,6 +57,7 @@ def train(
         raise TypeError(f"`save` must be a gradflow grid such as gradflow.LogGrid(n=200); got {type(save).__name__}.")
     steps = int(steps)
     keys, seed_record = seeds_to_keys(seeds)
+    batching = resolve_batching(batching, batch_size)
     ks = np.unique(np.clip(np.round(save.times(steps * dt) / dt), 0, steps).astype(np.int64))
 
     def build_init():
@@ -76,7 +80,8 @@ def train(
     )
 
     def build_chunk():
-        def one(params, opt_state, rest_arrays, data, first_bad, k0, n):
+        def one(carry, k0, n):
+            params, opt_state, rest_arrays, data, first_bad = carry
             rest = eqx.combine(rest_arrays, rest_skeleton)
 
             def loss_p(p):
@@ -93,11 +98,14 @@ def train(
             obs = problem.observables(eqx.combine(params, rest), data)
             return params, opt_state, first_bad, obs
 
-        return jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None, None))
+        batched = batch_over_seeds(one, batching, batch_size)
+        return lambda params, opt_state, rest_arrays, data, first_bad, k0, n: batched(
+            (params, opt_state, rest_arrays, data, first_bad), k0, n
+        )
 
     first_bad = jnp.full((keys.shape[0],), -1, dtype=jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
     example = (params, opt_state, rest_arrays, data, first_bad, jnp.asarray(0), jnp.asarray(1))
-    chunk_fn, compile_chunk = compiled(("train-chunk", problem, optimizer), build_chunk, example)
+    chunk_fn, compile_chunk = compiled(("train-chunk", problem, optimizer, batching, batch_size), build_chunk, example)
 
     obs_list = [jtu.tree_map(np.asarray, obs0)]
     wall = 0.0
@@ -139,6 +147,8 @@ def train(
         "save": save.config(),
         "save_steps": ks.tolist(),
         "seeds": seed_record,
+        "batching": batching,
+        "batch_size": batch_size,
         "environment": environment(),
         "command": command,
     }

@@ -13,8 +13,9 @@ from gradflow.problems import LeastSquares, TwoLayerLinear
 RANDOM_NET = TwoLayerLinear(init_kind="random", init_scale=0.1)
 
 
-def test_batch_equals_each_seed_alone():
-    batch = gf.simulate(RANDOM_NET, t1=5.0, seeds=4, save=gf.LogGrid(n=20))
+@pytest.mark.parametrize("batching", ["vmap", "map"])
+def test_batch_equals_each_seed_alone(batching):
+    batch = gf.simulate(RANDOM_NET, t1=5.0, seeds=4, save=gf.LogGrid(n=20), batching=batching)
     assert batch.ok.all()
     # Each seed keeps its own step sizes, so step counts differ between seeds.
     assert len(set(batch.stats["steps"].tolist())) > 1
