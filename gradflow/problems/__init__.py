@@ -5,6 +5,9 @@ from ._cooccurrence_claims import (
     Claim as Claim,
     claims as cooccurrence_claims,
     claims_table as claims_table,
+    draw_G as draw_G,
+    draw_losses as draw_losses,
+    draw_scores as draw_scores,
     phase1_end as phase1_end,
 )
 from ._diagonal import Diagonal as Diagonal, DiagonalLinear as DiagonalLinear
