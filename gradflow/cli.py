@@ -65,7 +65,9 @@ def _convert(name, text, default):
                 return False
             raise ValueError
         if default is None:
-            return None if low in ("none", "null") else int(text)
+            if low in ("none", "null"):
+                return None
+            return int(text) if low.lstrip("-").isdigit() else float(text)
         if isinstance(default, int):
             return int(text)
         if isinstance(default, float):

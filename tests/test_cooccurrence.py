@@ -75,11 +75,25 @@ def test_model_equals_the_papers_formula():
         (dict(L=2), "`L`"),
         (dict(init_kind="xavier"), "`init_kind`"),
         (dict(exact_fractions=1), "exact_fractions"),
+        (dict(sigma0=-0.1), "`sigma0`"),
     ],
 )
 def test_bad_configurations(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Cooccurrence(**kwargs)
+
+
+def test_initialisation_scales():
+    for problem, (s0, s1) in [
+        (Cooccurrence(), (1 / math.sqrt(5 * 128), 1 / math.sqrt(256))),
+        (Cooccurrence(init_kind="kaiming"), (1 / 8, 1 / math.sqrt(128))),
+        (Cooccurrence(sigma0=0.2, sigma1=0.01), (0.2, 0.01)),
+    ]:
+        model, _ = problem.init(jax.random.PRNGKey(0))
+        # 128×64 and 256×128 Gaussian entries: sample std within 3% of the target.
+        assert abs(float(jnp.std(model.WQ)) / s0 - 1) < 0.03
+        assert abs(float(jnp.std(model.W)) / s1 - 1) < 0.03
+        assert set(np.unique(np.asarray(model.a)).tolist()) == {-1.0, 1.0}
 
 
 def test_inexact_fractions_allow_any_n():

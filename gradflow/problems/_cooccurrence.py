@@ -63,6 +63,8 @@ class Cooccurrence(AbstractProblem):
     - `init_kind`: "theory" (σ0 = 1/√(Lm) for W_Q, W_K, W_V; σ1 = 1/√m1 for W)
       or "kaiming" (the experiment's wording, read as std 1/√fan_in: 1/√d for
       W_Q, W_K, W_V and 1/√m for W).
+    - `sigma0`, `sigma1`: explicit initialisation scales; when set they
+      override the scale `init_kind` gives.
     - `exact_fractions`: groups of exactly n/2, n/6, n/6, n/6 samples (needs
       n divisible by 6), or drawn i.i.d. with those probabilities.
     - `distinct_words`: every random word used at most once in the training
@@ -83,6 +85,8 @@ class Cooccurrence(AbstractProblem):
     m: int = 128
     m1: int = 256
     init_kind: str = "theory"
+    sigma0: float | None = None
+    sigma1: float | None = None
     exact_fractions: bool = True
     distinct_words: bool = False
     data_seed: int | None = None
@@ -94,6 +98,9 @@ class Cooccurrence(AbstractProblem):
         if self.d < 4:
             raise ValueError(f"field `d` must be >= 4 (µ1, µ2, µ3 and at least one random word); got {self.d}.")
         check_choice("init_kind", self.init_kind, ("theory", "kaiming"))
+        for name in ("sigma0", "sigma1"):
+            if getattr(self, name) is not None:
+                check_float(name, getattr(self, name))
         for name in ("exact_fractions", "distinct_words"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"field `{name}` must be True or False; got {getattr(self, name)!r}.")
@@ -135,13 +142,19 @@ class Cooccurrence(AbstractProblem):
         y = jnp.where(group == 0, 1.0, -1.0)
         return {"tokens": tokens, "y": y, "group": group}
 
-    def init(self, key):
-        kd, ka, kw, kq, kk, kv = jax.random.split(key, 6)
-        data = self.sample(data_key(kd, self.data_seed))
+    @property
+    def scales(self) -> tuple[float, float]:
+        """(σ0, σ1): std of W_Q, W_K, W_V and of W at initialisation."""
         if self.init_kind == "theory":
             s0, s1 = 1 / math.sqrt(self.L * self.m), 1 / math.sqrt(self.m1)
         else:
             s0, s1 = 1 / math.sqrt(self.d), 1 / math.sqrt(self.m)
+        return (s0 if self.sigma0 is None else self.sigma0), (s1 if self.sigma1 is None else self.sigma1)
+
+    def init(self, key):
+        kd, ka, kw, kq, kk, kv = jax.random.split(key, 6)
+        data = self.sample(data_key(kd, self.data_seed))
+        s0, s1 = self.scales
         model = CooccurrenceTransformer(
             WQ=s0 * jax.random.normal(kq, (self.m, self.d)),
             WK=s0 * jax.random.normal(kk, (self.m, self.d)),
