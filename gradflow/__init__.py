@@ -11,7 +11,7 @@ from ._flows import AbstractFlow as AbstractFlow, GradientFlow as GradientFlow, 
 from ._grids import AbstractGrid as AbstractGrid, LinearGrid as LinearGrid, LogGrid as LogGrid
 from ._problem import AbstractProblem as AbstractProblem
 from ._run import Run as Run, RunFormatError as RunFormatError, load as load
-from ._simulate import simulate as simulate
+from ._simulate import simulate as simulate, sweep as sweep
 from ._status import Status as Status
 from ._stop import AbstractStop as AbstractStop, GradNormBelow as GradNormBelow, LossBelow as LossBelow
 from ._train import train as train

@@ -83,6 +83,21 @@ class Run:
         idx = np.where(finite.any(axis=1), finite.shape[1] - 1 - np.argmax(finite[:, ::-1], axis=1), 0)
         return values[np.arange(values.shape[0]), idx]
 
+    def select(self, seeds) -> "Run":
+        """A new Run with only the given seed indices (per-call stats are kept)."""
+        idx = np.asarray(seeds)
+        take = lambda x: x[idx] if isinstance(x, np.ndarray) and x.ndim >= 1 else x  # noqa: E731
+        per_seed = {k: (v[idx] if v.ndim >= 1 else v) for k, v in self.stats.items()}
+        return Run(
+            self.ts,
+            {k: v[idx] for k, v in self.obs.items()},
+            jtu.tree_map(lambda x: take(np.asarray(x)), self.initial),
+            jtu.tree_map(lambda x: take(np.asarray(x)), self.final),
+            per_seed,
+            json.loads(json.dumps(self.config)),
+            problem=self.problem,
+        )
+
     def summary(self) -> str:
         """A short table: final loss over seeds, cost, failures, time."""
         loss = self.last("loss")

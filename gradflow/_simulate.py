@@ -209,6 +209,7 @@ def simulate(
     batching: str = "auto",
     batch_size: int | None = None,
     command: str | None = None,
+    _rate_table: np.ndarray | None = None,
 ) -> Run:
     """Integrate `flow` on `problem` from t = 0 to `t1` for each seed.
 
@@ -246,6 +247,11 @@ def simulate(
     if stop is not None and not isinstance(stop, AbstractStop):
         raise TypeError(f"`stop` must be None or a stop condition such as gradflow.LossBelow(1e-3); got {type(stop).__name__}.")
     keys, seed_record = seeds_to_keys(seeds)
+    # A rate sweep (see `sweep`): item i runs with the flow's rates replaced by
+    # row i of the table, traced, so every setting shares one compile.
+    items = {"key": keys}
+    if _rate_table is not None:
+        items["rates"] = jnp.asarray(_rate_table)
     batching = resolve_batching(batching, batch_size)
     ts = save.times(t1)
     guarded = isinstance(stepsize_controller, dfx.AbstractAdaptiveStepSizeController)
@@ -254,8 +260,13 @@ def simulate(
     ts_tuple = tuple(float(t) for t in ts)
 
     def build():
-        def one(key, step):
-            model, data = problem.init(key)
+        def one(item, step):
+            flow_i = flow
+            if "rates" in item:
+                flow_i = eqx.tree_at(
+                    lambda f: [pair[1] for pair in f.rates], flow, [item["rates"][i] for i in range(len(flow.rates))]
+                )
+            model, data = problem.init(item["key"])
             params, rest = eqx.partition(model, problem.trainable(model))
 
             def loss_p(p):
@@ -264,16 +275,16 @@ def simulate(
             grad_fn = jax.grad(loss_p)
 
             def vector_field(t, y, args):
-                return flow.vector_field(t, y, grad_fn)
+                return flow_i.vector_field(t, y, grad_fn)
 
             def observe(t, y, args):
-                return problem.observables(eqx.combine(flow.params(y), rest), data)
+                return problem.observables(eqx.combine(flow_i.params(y), rest), data)
 
             def cond(t, y, args, **kwargs):
                 bad = ~_all_finite(y)
                 if stop is None:
                     return bad
-                return bad | stop(loss_p, grad_fn, flow.params(y))
+                return bad | stop(loss_p, grad_fn, flow_i.params(y))
 
             saveat = dfx.SaveAt(
                 subs=[dfx.SubSaveAt(ts=jnp.asarray(ts_tuple), fn=observe), dfx.SubSaveAt(t1=True)],
@@ -285,7 +296,7 @@ def simulate(
                 t0=0.0,
                 t1=t1,
                 dt0=None if dt0 is None else step,
-                y0=flow.init(params),
+                y0=flow_i.init(params),
                 saveat=saveat,
                 stepsize_controller=controller,
                 event=dfx.Event(cond),
@@ -303,7 +314,7 @@ def simulate(
                 "obs_ts": sol.ts[0],
                 "t_final": sol.ts[1][-1],
                 "initial": split_arrays(model)[0],
-                "final": split_arrays(eqx.combine(flow.params(final_state), rest))[0],
+                "final": split_arrays(eqx.combine(flow_i.params(final_state), rest))[0],
                 "result": sol.result._value,
                 "steps": sol.stats["num_steps"],
                 "accepted": sol.stats["num_accepted_steps"],
@@ -320,9 +331,9 @@ def simulate(
         batching, batch_size,
     )
     step = jnp.asarray(0.0 if dt0 is None else dt0)
-    fn, compile_time = compiled(signature, build, (keys, step))
+    fn, compile_time = compiled(signature, build, (items, step))
     start = time.perf_counter()
-    out = jax.block_until_ready(fn(keys, step))
+    out = jax.block_until_ready(fn(items, step))
     wall = time.perf_counter() - start
     out = jtu.tree_map(np.asarray, out)
 
@@ -374,3 +385,43 @@ def simulate(
         config=config,
         problem=problem,
     )
+
+
+def sweep(
+    problem: AbstractProblem,
+    flow: AbstractFlow = GradientFlow(),
+    *,
+    rates,
+    t1: float,
+    seeds=1,
+    **kwargs,
+) -> list[Run]:
+    """`simulate` for several rate settings at once: one compile, one batched call.
+
+    `rates` is a list of dicts naming the same model fields, e.g.
+    `[{"Y": 1.0, "Z": 0.5}, {"Y": 10.0, "Z": 0.5}]`. Every setting runs on every
+    seed (the batch is settings × seeds, batched as `batching` says); the
+    result is one `Run` per setting, in order, each equal to what `simulate`
+    with `flow` at those rates would give. `flow`'s own rates are replaced.
+    """
+    if isinstance(rates, dict) or not rates:
+        raise ValueError("`rates` must be a non-empty list of dicts such as [{'Y': 1.0}, {'Y': 10.0}].")
+    names = sorted(rates[0])
+    for setting in rates:
+        if not isinstance(setting, dict) or sorted(setting) != names:
+            raise ValueError(f"every entry of `rates` must name the same fields {names}; got {setting!r}.")
+    # Validate each setting through the flow's own converter (positive, finite).
+    settings = [type(flow)._rates_check(setting) for setting in rates]
+    base = eqx.tree_at(lambda f: f.rates, flow, tuple((n, 1.0) for n in names))
+    keys, record = seeds_to_keys(seeds)
+    n_seeds = keys.shape[0]
+    table = np.repeat(np.array([[dict(s)[n] for n in names] for s in settings], dtype=float), n_seeds, axis=0)
+    run = simulate(problem, base, t1=t1, seeds=jnp.tile(keys, (len(settings), 1)), _rate_table=table, **kwargs)
+    runs = []
+    for i, setting in enumerate(settings):
+        part = run.select(np.arange(i * n_seeds, (i + 1) * n_seeds))
+        part.config["flow"]["rates"] = dict(setting)
+        part.config["seeds"] = record
+        part.config["sweep"] = {"rates": [dict(s) for s in settings], "index": i}
+        runs.append(part)
+    return runs
