@@ -10,6 +10,20 @@ from ._cooccurrence_claims import (
     draw_scores as draw_scores,
     phase1_end as phase1_end,
 )
+from ._scan_snap import (
+    ScanSnap as ScanSnap,
+    ScanSnapPopulation as ScanSnapPopulation,
+    SequenceClasses as SequenceClasses,
+    YZ as YZ,
+    fig3_classes as fig3_classes,
+    gamma as gamma,
+    snap_prediction as snap_prediction,
+    solve_h as solve_h,
+    syn_medium as syn_medium,
+    syn_small as syn_small,
+    transition_time as transition_time,
+)
+from ._scan_snap_claims import claims as scan_snap_claims, measured_transition as measured_transition
 from ._diagonal import Diagonal as Diagonal, DiagonalLinear as DiagonalLinear
 from ._least_squares import LeastSquares as LeastSquares, Linear as Linear
 from ._linear_network import LinearNetwork as LinearNetwork, TwoLayerLinear as TwoLayerLinear
@@ -19,9 +33,11 @@ PROBLEMS = {
     "linear-network": TwoLayerLinear,
     "least-squares": LeastSquares,
     "diagonal-network": DiagonalLinear,
+    "scan-snap": ScanSnapPopulation,
+    "scan-snap-finite": ScanSnap,
 }
 """Command-line name → problem class."""
 
 DEFAULT_PROBLEM = "cooccurrence"
-DEFAULT_T1 = {"cooccurrence": 300.0, "linear-network": 10.0, "least-squares": 50.0, "diagonal-network": 20.0}
+DEFAULT_T1 = {"scan-snap": 1e4, "scan-snap-finite": 1e3, "cooccurrence": 300.0, "linear-network": 10.0, "least-squares": 50.0, "diagonal-network": 20.0}
 """A horizon on which each problem's dynamics play out, used when --t1 is not given."""

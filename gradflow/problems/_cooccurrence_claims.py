@@ -6,11 +6,11 @@ the thresholds are ours (the paper states orders of magnitude), so the
 measured numbers are always reported beside pass/fail.
 """
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 
+from ._claims import Claim, claims_table  # noqa: F401 (claims_table re-exported)
 from ._cooccurrence import GROUPS
 
 # Index pairs in the 3×3 `scores` observable ([key, query]) and `value_gram`.
@@ -18,30 +18,6 @@ _SCORE_UP = {"µ2ᵀKᵀQµ1": (1, 0), "µ1ᵀKᵀQµ2": (0, 1)}
 _SCORE_DOWN = {"µ3ᵀKᵀQµ1": (2, 0), "µ3ᵀKᵀQµ2": (2, 1)}
 _GRAM_UP = {"µ1ᵀVᵀVµ2": (0, 1)}
 _GRAM_DOWN = {"µ1ᵀVᵀVµ3": (0, 2), "µ2ᵀVᵀVµ3": (1, 2)}
-
-
-@dataclasses.dataclass
-class Claim:
-    """One claim: its statement, the criterion used, per-seed pass/fail and numbers."""
-
-    name: str
-    statement: str
-    criterion: str
-    passed: np.ndarray
-    values: dict
-
-    @property
-    def n_passed(self) -> int:
-        return int(np.sum(self.passed))
-
-    def to_json(self) -> dict:
-        return {
-            "name": self.name,
-            "statement": self.statement,
-            "criterion": self.criterion,
-            "passed": self.passed.tolist(),
-            "values": {k: np.asarray(v, dtype=float).tolist() for k, v in self.values.items()},
-        }
 
 
 def phase1_end(run) -> np.ndarray:
@@ -203,27 +179,6 @@ def _kq_change(run) -> np.ndarray:
     K0, Q0 = np.asarray(run.initial.WK), np.asarray(run.initial.WQ)
     K1, Q1 = np.asarray(run.final.WK), np.asarray(run.final.WQ)
     return np.einsum("smi,smj->sij", K1, Q1) - np.einsum("smi,smj->sij", K0, Q0)
-
-
-def _fmt(x) -> str:
-    x = np.asarray(x, dtype=float)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return "n/a"
-    med = np.median(x)
-    if x.size == 1 or x.min() == x.max():
-        return f"{med:.3g}"
-    return f"{med:.3g} [{x.min():.3g}, {x.max():.3g}]"
-
-
-def claims_table(items: list[Claim]) -> str:
-    """A text table: claim, seeds passing, measured numbers (median [min, max] over seeds)."""
-    width = max(len(c.name) for c in items)
-    lines = [f"{'claim':<{width}}  pass   measured: median [min, max] over seeds"]
-    for c in items:
-        values = "; ".join(f"{k} = {_fmt(v)}" for k, v in c.values.items())
-        lines.append(f"{c.name:<{width}}  {c.n_passed:>2}/{c.passed.size:<2}  {values}")
-    return "\n".join(lines)
 
 
 def _mark_phase1(run, ax):
