@@ -307,7 +307,8 @@ def solve_h(t, *, M: int, eta_Y: float):
 def gamma(t, *, M: int, K: int, eta_Y: float):
     """Back-propagated gradient scale γ(t) = (M−1)² h(t/K) / (M − 1 + e^{M h(t/K)})."""
     h = solve_h(np.asarray(t, dtype=float) / K, M=M, eta_Y=eta_Y)
-    return (M - 1) ** 2 * h / (M - 1 + np.exp(M * h))
+    decay = np.exp(-M * h)  # divide through by e^{Mh}: no overflow at large t
+    return (M - 1) ** 2 * h * decay / ((M - 1) * decay + 1)
 
 
 def transition_time(*, M: int, K: int, eta_Y: float) -> float:
