@@ -12,6 +12,7 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 # What each notebook must print: its results, not only run.
 EXPECTED = {
     "00_quickstart.ipynb": ["final loss", "gradients", "max |loss - flow loss|"],
+    "02_scan_and_snap.ipynb": ["Thm 2: signs of ż", "mean distinct-token entropy", "measured t*", "attention gap"],
     "01_cooccurrence.ipynb": ["final loss", "phase 1 ends", "structure of W_KᵀW_Q", "fitted T1", "max relative drift"],
 }
 
