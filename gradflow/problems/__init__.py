@@ -24,6 +24,7 @@ from ._scan_snap import (
     transition_time as transition_time,
 )
 from ._scan_snap_claims import claims as scan_snap_claims, measured_transition as measured_transition
+from ._text import TextNextToken as TextNextToken, TextTransformer as TextTransformer, load_corpus as load_corpus
 from ._diagonal import Diagonal as Diagonal, DiagonalLinear as DiagonalLinear
 from ._least_squares import LeastSquares as LeastSquares, Linear as Linear
 from ._linear_network import LinearNetwork as LinearNetwork, TwoLayerLinear as TwoLayerLinear
@@ -35,9 +36,10 @@ PROBLEMS = {
     "diagonal-network": DiagonalLinear,
     "scan-snap": ScanSnapPopulation,
     "scan-snap-finite": ScanSnap,
+    "text": TextNextToken,
 }
 """Command-line name → problem class."""
 
 DEFAULT_PROBLEM = "cooccurrence"
-DEFAULT_T1 = {"scan-snap": 1e4, "scan-snap-finite": 1e3, "cooccurrence": 300.0, "linear-network": 10.0, "least-squares": 50.0, "diagonal-network": 20.0}
+DEFAULT_T1 = {"text": 100.0, "scan-snap": 1e4, "scan-snap-finite": 1e3, "cooccurrence": 300.0, "linear-network": 10.0, "least-squares": 50.0, "diagonal-network": 20.0}
 """A horizon on which each problem's dynamics play out, used when --t1 is not given."""
