@@ -12,7 +12,8 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 # What each notebook must print: its results, not only run.
 EXPECTED = {
     "00_quickstart.ipynb": ["final loss", "gradients", "max |loss - flow loss|"],
-    "02_scan_and_snap.ipynb": ["Thm 2: signs of ż", "mean distinct-token entropy", "measured t*", "attention gap"],
+    "02_scan_and_snap.ipynb": ["Thm 2: signs of ż", "mean distinct-token entropy", "measured t*", "attention gap",
+                               ("entropy end mean", "WikiText-2 not found")],
     "01_cooccurrence.ipynb": ["final loss", "phase 1 ends", "structure of W_KᵀW_Q", "fitted T1", "max relative drift"],
 }
 
@@ -31,4 +32,5 @@ def test_notebook_executes(path, monkeypatch):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs)
     for expected in EXPECTED.get(path.name, ["final loss"]):
-        assert expected in text, expected
+        options = expected if isinstance(expected, tuple) else (expected,)  # a tuple: any one of them
+        assert any(o in text for o in options), expected
