@@ -19,7 +19,7 @@ def test_batch_equals_each_seed_alone(batching):
     assert batch.ok.all()
     # Each seed keeps its own step sizes, so step counts differ between seeds.
     assert len(set(batch.stats["steps"].tolist())) > 1
-    for k in range(4):
+    for k in (0, 3):  # two seeds alone (each is a one-seed compile shared by both)
         alone = gf.simulate(RANDOM_NET, t1=5.0, seeds=[k], save=gf.LogGrid(n=20))
         assert alone.stats["steps"][0] == batch.stats["steps"][k]
         for name in batch.obs:

@@ -298,7 +298,8 @@ def solve_h(t, *, M: int, eta_Y: float):
     hi = np.maximum(np.log(rhs) / M, rhs / ((M - 1) * M)) + 1e-12
     for _ in range(200):
         mid = 0.5 * (lo + hi)
-        too_big = np.exp(M * mid) + (M - 1) * M * mid > rhs
+        with np.errstate(over="ignore"):  # e^{Mh} = inf is simply "too big"
+            too_big = np.exp(M * mid) + (M - 1) * M * mid > rhs
         hi = np.where(too_big, mid, hi)
         lo = np.where(too_big, lo, mid)
     return 0.5 * (lo + hi)
