@@ -106,3 +106,19 @@ def describe_object(obj) -> dict:
                 pass
         return out
     return {"class": type(obj).__name__, "repr": repr(obj)[:200]}
+
+
+def run_config(kind, *, problem, save, seeds, batching, batch_size, command, **specific) -> dict:
+    """The JSON record of one `simulate` or `train` call: what both record,
+    plus the keyword arguments particular to `kind`."""
+    return {
+        "kind": kind,
+        "problem": module_config(problem),
+        **specific,
+        "save": save.config(),
+        "seeds": seeds,
+        "batching": batching,
+        "batch_size": batch_size,
+        "environment": environment(),
+        "command": command,
+    }

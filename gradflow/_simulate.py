@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
-from ._config import describe_object, environment, module_config
+from ._config import describe_object, run_config
 from ._devices import batch_over_seeds, resolve_batching, seeds_to_keys
 from ._flows import AbstractFlow, GradientFlow
 from ._grids import AbstractGrid, LogGrid, _check_t1
@@ -359,23 +359,12 @@ def simulate(
         "compile_time": np.array(compile_time),
     }
     _, skeleton = split_arrays(model_struct)
-    config = {
-        "kind": "simulate",
-        "problem": module_config(problem),
-        "flow": flow.config(),
-        "solver": describe_object(solver),
-        "stepsize_controller": describe_object(stepsize_controller),
-        "t1": t1,
-        "dt0": dt0,
-        "max_steps": max_steps,
-        "save": save.config(),
-        "stop": describe_object(stop),
-        "seeds": seed_record,
-        "batching": batching,
-        "batch_size": batch_size,
-        "environment": environment(),
-        "command": command,
-    }
+    config = run_config(
+        "simulate", problem=problem, save=save, seeds=seed_record, batching=batching, batch_size=batch_size,
+        command=command, flow=flow.config(), solver=describe_object(solver),
+        stepsize_controller=describe_object(stepsize_controller), t1=t1, dt0=dt0, max_steps=max_steps,
+        stop=describe_object(stop),
+    )
     return Run(
         ts=ts,
         obs=obs,

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from ._config import describe_object, environment, module_config
+from ._config import describe_object, run_config
 from ._devices import batch_over_seeds, resolve_batching, seeds_to_keys
 from ._grids import AbstractGrid, LogGrid
 from ._problem import AbstractProblem
@@ -138,20 +138,10 @@ def train(
         "wall_time": np.array(wall),
         "compile_time": np.array(compile_init + compile_chunk),
     }
-    config = {
-        "kind": "train",
-        "problem": module_config(problem),
-        "optimizer": describe_object(optimizer),
-        "steps": steps,
-        "dt": dt,
-        "save": save.config(),
-        "save_steps": ks.tolist(),
-        "seeds": seed_record,
-        "batching": batching,
-        "batch_size": batch_size,
-        "environment": environment(),
-        "command": command,
-    }
+    config = run_config(
+        "train", problem=problem, save=save, seeds=seed_record, batching=batching, batch_size=batch_size,
+        command=command, optimizer=describe_object(optimizer), steps=steps, dt=dt, save_steps=ks.tolist(),
+    )
     return Run(
         ts=ks * dt,
         obs=obs,

@@ -1,6 +1,5 @@
 """The notebooks run top to bottom (with quick parameters)."""
 
-import os
 from pathlib import Path
 
 import nbformat
