@@ -7,7 +7,13 @@ Diffrax integrates it with error control over a batch of seeds.
 import importlib.metadata
 
 from . import plot as plot, problems as problems
-from ._flows import AbstractFlow as AbstractFlow, GradientFlow as GradientFlow, SignFlow as SignFlow
+from ._flows import (
+    AbstractFlow as AbstractFlow,
+    AdamFlow as AdamFlow,
+    GradientFlow as GradientFlow,
+    SignFlow as SignFlow,
+)
+from ._optim import adam_for_flow as adam_for_flow, sign_gd as sign_gd
 from ._grids import AbstractGrid as AbstractGrid, LinearGrid as LinearGrid, LogGrid as LogGrid
 from ._problem import AbstractProblem as AbstractProblem
 from ._run import Run as Run, RunFormatError as RunFormatError, load as load

@@ -152,3 +152,56 @@ class SignFlow(AbstractFlow):
         g = grad_fn(state)
         d = jtu.tree_map(lambda x: -x / jnp.sqrt(x * x + self.eps**2), g)
         return scale_fields(d, self.rates)
+
+
+class AdamFlow(AbstractFlow):
+    """The ODE limit of Adam on the state (θ, m, v), bias correction included.
+
+    Adam with learning rate η, β1 = 1 − aη and β2 = 1 − bη, read at t = kη,
+    tends as η → 0 to
+
+        dm/dt = a (g − m),   dv/dt = b (g² − v),   g = ∇L(θ),
+        dθ/dt = −R m̂ / (√v̂ + ε),   m̂ = m / (1 − e^{−at}),   v̂ = v / (1 − e^{−bt}),
+
+    from m(0) = v(0) = 0 (1 − e^{−at} is the limit of Adam's 1 − β1^k). At t = 0
+    the bias-corrected moments take their limits m̂ = g, v̂ = g², so the vector
+    field is continuous there. The discrete counterpart is
+    `gradflow.adam_for_flow(η, a=a, b=b, eps=eps)` (an `optax.adam`).
+    The flow state is a dict {"params", "m", "v"}.
+    """
+
+    a: float = 100.0
+    b: float = 1.0
+    eps: float = 1e-8
+    rates: tuple[tuple[str, float], ...] = eqx.field(converter=_rates_tuple, default=None)
+
+    def __check_init__(self):
+        for name in ("a", "b"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"`{name}` must be a finite number > 0 (β = 1 − {name}·η); got {value!r}.")
+        if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0):
+            raise ValueError(f"`eps` must be a finite number >= 0; got {self.eps!r}.")
+
+    def init(self, params):
+        zeros = jtu.tree_map(jnp.zeros_like, params)
+        return {"params": params, "m": zeros, "v": zeros}
+
+    def params(self, state):
+        return state["params"]
+
+    def vector_field(self, t, state, grad_fn):
+        g = grad_fn(state["params"])
+        started = t > 0
+        c1 = jnp.where(started, -jnp.expm1(-self.a * t), 1.0)
+        c2 = jnp.where(started, -jnp.expm1(-self.b * t), 1.0)
+
+        def step(m, v, gi):
+            m_hat = jnp.where(started, m / c1, gi)
+            v_hat = jnp.where(started, v / c2, gi * gi)
+            return -m_hat / (jnp.sqrt(v_hat) + self.eps)
+
+        d_params = scale_fields(jtu.tree_map(step, state["m"], state["v"], g), self.rates)
+        d_m = jtu.tree_map(lambda m, gi: self.a * (gi - m), state["m"], g)
+        d_v = jtu.tree_map(lambda v, gi: self.b * (gi * gi - v), state["v"], g)
+        return {"params": d_params, "m": d_m, "v": d_v}

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 SOLVERS = ("tsit5", "dopri5", "dopri8", "bosh3", "heun", "midpoint", "euler", "kvaerno5")
-FLOWS = ("gradient", "sign")
+FLOWS = ("gradient", "sign", "adam")
 
 
 class CLIError(Exception):
@@ -31,7 +31,10 @@ def _parser():
     r.add_argument("--seeds", type=int, default=8, help="number of seeds (default 8)")
     r.add_argument("--t1", type=float, default=None, help="final flow time (default: the problem's)")
     r.add_argument("--flow", choices=FLOWS, default="gradient")
-    r.add_argument("--eps", type=float, default=1e-3, help="regularisation of the sign flow")
+    r.add_argument("--eps", type=float, default=None,
+                   help="regularisation of the sign flow (default 1e-3) or Adam's ε (default 1e-8)")
+    r.add_argument("--adam-a", type=float, default=100.0, help="AdamFlow: β1 = 1 − a·η (default 100)")
+    r.add_argument("--adam-b", type=float, default=1.0, help="AdamFlow: β2 = 1 − b·η (default 1)")
     r.add_argument("--rate", action="append", default=[], metavar="FIELD=RATE", help="per-field flow rate")
     r.add_argument("--solver", choices=SOLVERS, default="tsit5")
     r.add_argument("--rtol", type=float, default=1e-6)
@@ -134,16 +137,18 @@ def _solver(args):
 
 
 def _flow(args):
-    from . import GradientFlow, SignFlow
+    from . import AdamFlow, GradientFlow, SignFlow
 
     rates = {k: v for k, v in _pairs(args.rate, "--rate").items()}
     try:
         rates = {k: float(v) for k, v in rates.items()}
         if args.flow == "sign":
-            return SignFlow(eps=args.eps, rates=rates)
+            return SignFlow(eps=1e-3 if args.eps is None else args.eps, rates=rates)
+        if args.flow == "adam":
+            return AdamFlow(a=args.adam_a, b=args.adam_b, eps=1e-8 if args.eps is None else args.eps, rates=rates)
         return GradientFlow(rates=rates)
     except (ValueError, TypeError) as e:
-        raise CLIError(f"--rate/--eps: {e}") from None
+        raise CLIError(f"--rate/--eps/--adam-a/--adam-b: {e}") from None
 
 
 def _check_out(out: Path, force: bool):

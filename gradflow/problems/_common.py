@@ -1,6 +1,8 @@
 """Field checks and random helpers shared by the problems."""
 
 import math
+import os
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -39,3 +41,20 @@ def orthonormal(key, rows, cols):
     """A (rows, cols) matrix with orthonormal columns (rows >= cols), Haar-distributed."""
     q, r = jnp.linalg.qr(jax.random.normal(key, (rows, cols)))
     return q * jnp.sign(jnp.diagonal(r))
+
+
+def find_shared_data(relative: str) -> Path | None:
+    """A file or folder of the project's shared data: `$GRADFLOW_DATA/relative`,
+    else `shared/data/relative` in or beside a parent of the working directory
+    or of this package. None if not found (callers skip or ask for a path)."""
+    if os.environ.get("GRADFLOW_DATA"):
+        candidate = Path(os.environ["GRADFLOW_DATA"]) / relative
+        if candidate.exists():
+            return candidate
+    target = Path("shared") / "data" / relative
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            for candidate in (folder / target, folder.parent / target):
+                if candidate.exists():
+                    return candidate
+    return None

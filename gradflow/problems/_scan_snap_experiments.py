@@ -118,11 +118,21 @@ def finite_vs_population(*, Ts=(16, 64, 256), rates=(10.0, 1.0), t1=1e3, seeds=4
     return rows, float(slope)
 
 
-def text_entropy_vs_lr(problem=None, *, learning_rates=(1.0, 2.0, 5.0), steps=500, seeds=5, save_n=11):
+def text_entropy_vs_lr(problem=None, *, learning_rates=(1.0, 2.0, 5.0), steps=500, seeds=5, save_n=11, flow=False,
+                       rtol=1e-4):
     """The WikiText experiment (the paper's Fig. 7): `train` with `optax.sgd(lr)`
     for each learning rate, `seeds` seeds, recording the mean attention entropy
-    on held-out windows. Time axis: steps (dt = 1). Returns (rows, runs, figure);
-    each row has the final entropy mean and std over seeds."""
+    on held-out windows. Returns (rows, runs, figure); each row has the final
+    entropy mean and std over seeds (after `steps` steps, as in the paper).
+
+    SGD with learning rate η for k steps stands for flow time t = kη, so at equal
+    steps a larger η has also run for longer. With `flow=True` the gradient flow
+    itself (the η → 0 limit, Tsit5 at `rtol`) is integrated to the flow time of
+    the smallest learning rate, t_m = steps · min(lr), and every row also gets
+    the SGD entropy at that same flow time (interpolated between saves) next to
+    the flow's: what remains of the learning-rate effect at equal flow time is
+    the discrete step's own doing. `runs` then ends with the flow run."""
+    import diffrax as dfx
     import optax
 
     from .._grids import LinearGrid
@@ -132,21 +142,43 @@ def text_entropy_vs_lr(problem=None, *, learning_rates=(1.0, 2.0, 5.0), steps=50
     problem = problem or TextNextToken()
     runs, rows = [], []
     for lr in learning_rates:
-        run = train(problem, optax.sgd(lr), steps=steps, dt=1.0, seeds=seeds, save=LinearGrid(n=save_n))
+        run = train(problem, optax.sgd(lr), steps=steps, dt=lr, seeds=seeds, save=LinearGrid(n=save_n))
         ent = run.obs["attention_entropy"][:, -1]
         rows.append({"lr": lr, "entropy start": float(np.nanmean(run.obs["attention_entropy"][:, 0])),
                      "entropy end mean": float(np.nanmean(ent)), "entropy end std": float(np.nanstd(ent)),
                      "heldout loss end": float(np.nanmean(run.obs["heldout_loss"][:, -1])),
                      "failed seeds": int((~run.ok).sum())})
         runs.append(run)
+    flow_run = None
+    if flow:
+        t_m = steps * min(learning_rates)
+        flow_run = simulate(problem, GradientFlow(), t1=t_m, seeds=seeds, save=LinearGrid(n=save_n),
+                            stepsize_controller=dfx.PIDController(rtol=rtol, atol=rtol * 1e-2), max_steps=1_000_000)
+        flow_ent = flow_run.obs["attention_entropy"][:, -1]
+        for row, run in zip(rows, runs):
+            at = np.array([np.interp(t_m, run.ts, e) for e in run.obs["attention_entropy"]])
+            row.update({"flow time": t_m, "SGD entropy at flow time mean": float(np.nanmean(at)),
+                        "SGD entropy at flow time std": float(np.nanstd(at)),
+                        "flow entropy mean": float(np.nanmean(flow_ent)), "flow entropy std": float(np.nanstd(flow_ent)),
+                        "flow steps": float(np.mean(flow_run.stats["steps"])),
+                        "flow failed seeds": int((~flow_run.ok).sum())})
+        runs.append(flow_run)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2 if flow else 1, figsize=(13 if flow else 6.5, 4.2), constrained_layout=True,
+                             squeeze=False)
     for run, lr in zip(runs, learning_rates):
         e = run.obs["attention_entropy"]
-        ax.plot(run.ts, np.nanmean(e, 0), label=f"lr {lr:g}")
-        ax.fill_between(run.ts, np.nanmean(e, 0) - np.nanstd(e, 0), np.nanmean(e, 0) + np.nanstd(e, 0), alpha=0.2)
-    ax.set_xlabel("SGD step")
-    ax.set_ylabel("held-out attention entropy")
-    ax.set_title(f"attention entropy vs learning rate ({seeds} seeds, mean ± 1 std)")
-    ax.legend()
+        for ax, x in zip(axes[0], (run.ts / lr, run.ts)):
+            ax.plot(x, np.nanmean(e, 0), label=f"SGD lr {lr:g}")
+            ax.fill_between(x, np.nanmean(e, 0) - np.nanstd(e, 0), np.nanmean(e, 0) + np.nanstd(e, 0), alpha=0.2)
+    axes[0, 0].set_xlabel("SGD step")
+    axes[0, 0].set_title(f"attention entropy vs learning rate ({seeds} seeds, mean ± 1 std)")
+    if flow:
+        e = flow_run.obs["attention_entropy"]
+        axes[0, 1].plot(flow_run.ts, np.nanmean(e, 0), "k--", label="gradient flow (η → 0)")
+        axes[0, 1].set_xlabel("flow time t = step × lr")
+        axes[0, 1].set_title("the same against flow time")
+    for ax in axes[0]:
+        ax.set_ylabel("held-out attention entropy")
+        ax.legend()
     return rows, runs, fig

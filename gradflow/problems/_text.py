@@ -3,7 +3,6 @@
 
 import functools
 import math
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -14,26 +13,16 @@ import numpy as np
 
 from .._problem import AbstractProblem
 from .._typing import Array, Float
-from ._common import check_choice, check_data_seed, check_float, check_int
+from ._common import check_choice, check_data_seed, check_float, check_int, find_shared_data
 
 UNK = "<unk>"
-_DEFAULT_RELATIVE = Path("shared") / "data" / "wikitext-2" / "valid.txt"
 
 
 def default_corpus() -> Path | None:
     """WikiText-2's validation split: `$GRADFLOW_DATA/wikitext-2/valid.txt`, else
     `shared/data/wikitext-2/valid.txt` beside the project (searched upwards from
     the working directory and from this package). None if not found."""
-    if os.environ.get("GRADFLOW_DATA"):
-        candidate = Path(os.environ["GRADFLOW_DATA"]) / "wikitext-2" / "valid.txt"
-        if candidate.is_file():
-            return candidate
-    for start in (Path.cwd(), Path(__file__).resolve().parent):
-        for folder in (start, *start.parents):
-            for candidate in (folder / _DEFAULT_RELATIVE, folder.parent / _DEFAULT_RELATIVE):
-                if candidate.is_file():
-                    return candidate
-    return None
+    return find_shared_data("wikitext-2/valid.txt")
 
 
 @functools.lru_cache(maxsize=8)

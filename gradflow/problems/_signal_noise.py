@@ -1,0 +1,191 @@
+"""Li, Huang, Han, Zhou, Suzuki, Zhu & Chen (ICLR 2025): SignGD (and Adam) on a
+two-layer transformer with signal + sparse-noise data. Model, data and the
+paper's tracked quantities; stages are detected in `_signal_noise_stages.py`."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._problem import AbstractProblem
+from .._typing import Array, Float
+from ._common import check_choice, check_data_seed, check_float, check_int, data_key
+
+
+class SignalNoiseTransformer(eqx.Module):
+    """f(X) = Σ_l vᵀ X softmax(Xᵀ W_Kᵀ W_Q x_l), v = mean_rows(W_{V,+1}) − mean_rows(W_{V,−1}).
+
+    A sample is given as its two patches as rows, `X[..., p, :]` (p = 0: the
+    patch in first position). Scores have no 1/√m_k (PAPERS.md's formula).
+    """
+
+    WQ: Float[Array, "m_k d"]
+    WK: Float[Array, "m_k d"]
+    WV_plus: Float[Array, "m_v d"]  # W_{V,+1}
+    WV_minus: Float[Array, "m_v d"]  # W_{V,−1}
+
+    def v(self) -> Float[Array, " d"]:
+        """The effective value vector mean_rows(W_{V,+1}) − mean_rows(W_{V,−1})."""
+        return jnp.mean(self.WV_plus, axis=0) - jnp.mean(self.WV_minus, axis=0)
+
+    def attention(self, X: Float[Array, "*batch 2 d"]) -> Float[Array, "*batch 2 2"]:
+        """[..., a, b]: softmax weight of key patch b for query patch a (rows sum to 1)."""
+        q = X @ self.WQ.T
+        k = X @ self.WK.T
+        return jax.nn.softmax(jnp.einsum("...am,...bm->...ab", q, k), axis=-1)
+
+    def __call__(self, X: Float[Array, "*batch 2 d"]) -> Float[Array, "*batch"]:
+        values = X @ self.v()  # vᵀ x_b for each patch b
+        return jnp.sum(self.attention(X) * values[..., None, :], axis=(-2, -1))
+
+
+def _logistic(z):
+    return jnp.logaddexp(0.0, -z)
+
+
+def logistic_loss(model, part) -> Float[Array, ""]:
+    """Mean logistic loss log(1 + e^{−y f(X)}) over a set of samples {"X", "y"}."""
+    return jnp.mean(_logistic(part["y"] * model(part["X"])))
+
+
+class SignalNoise(AbstractProblem):
+    """Two-patch signal + sparse-noise classification (Li et al. 2025, PAPERS.md §2).
+
+    A sample is X = [y·µ, ξ] with y = ±1 uniform, µ a fixed signal vector of norm
+    `mu_norm`, and ξ sparse Gaussian noise: `s` coordinates drawn uniformly
+    without replacement, each N(0, `sigma_p`²), the rest 0. SNR = ‖µ‖/(σ_p √s)
+    (`snr`). Model: `SignalNoiseTransformer` with trainable W_Q, W_K (m_k × d) and
+    W_{V,+1}, W_{V,−1} (m_v × d), all initialised N(0, `init_scale`²); logistic
+    loss, mean over the `n` training samples. A fresh test set of `n_test`
+    samples is drawn from the same distribution (same µ).
+
+    Choices where PAPERS.md is silent (each a field or stated here):
+    - µ = ‖µ‖·e_0, and noise coordinates are drawn from 1 … d−1, so signal and
+      noise are orthogonal (as in the sparse-noise data models this paper
+      builds on); supports of different samples may overlap (rarely, d ≫ n·s).
+    - `patch_order`: "signal_first" (X = [yµ, ξ], the paper's notation) or
+      "random" (the order of the two patches is drawn per sample).
+    - Scores x_bᵀ W_Kᵀ W_Q x_a carry no 1/√m_k factor; the readout is fixed
+      (the means over value rows), and the output sums over both query patches.
+    - The observables index patches by role, not position: s_11 is the weight
+      the signal patch (as query) puts on the signal patch (as key), s_21 the
+      weight the noise patch (as query) puts on the signal patch.
+    - "query noise" of neuron s is ⟨w_{Q,s}, y_i ξ_i⟩ averaged over training
+      samples i (per neuron), "query signal" is ⟨w_{Q,s}, µ⟩; likewise for keys.
+    - `data_seed`: None draws data per seed; an int fixes µ, the training and
+      the test set for every seed (seeds then differ in initialisation only).
+    """
+
+    n: int = 20
+    d: int = 2000
+    s: int = 40
+    sigma_p: float = 1.0
+    mu_norm: float = 6.0
+    patch_order: str = "signal_first"
+    m_k: int = 10
+    m_v: int = 10
+    init_scale: float = 0.01
+    n_test: int = 1000
+    data_seed: int | None = None
+
+    def __check_init__(self):
+        check_int("n", self.n, minimum=2)
+        for name in ("d", "s", "m_k", "m_v", "n_test"):
+            check_int(name, getattr(self, name))
+        if self.d < 2:
+            raise ValueError(f"field `d` must be >= 2 (one signal coordinate and at least one noise coordinate); got {self.d}.")
+        if self.s > self.d - 1:
+            raise ValueError(
+                f"field `s` ({self.s}) must be <= d − 1 = {self.d - 1}: the noise has s nonzero coordinates "
+                "outside the signal's; lower s or raise d."
+            )
+        check_float("sigma_p", self.sigma_p, allow_zero=True)
+        check_float("mu_norm", self.mu_norm, allow_zero=True)
+        check_float("init_scale", self.init_scale)
+        check_choice("patch_order", self.patch_order, ("signal_first", "random"))
+        check_data_seed(self.data_seed)
+
+    @property
+    def snr(self) -> float:
+        """‖µ‖ / (σ_p √s); infinite when σ_p = 0."""
+        noise = self.sigma_p * math.sqrt(self.s)
+        return math.inf if noise == 0 else self.mu_norm / noise
+
+    # ---- data and model -----------------------------------------------------
+    def sample(self, key, count: int) -> dict:
+        """`count` samples: labels y, noise ξ (count × d), patches X (count × 2 × d)
+        and `signal_pos` (0 or 1, the position of the signal patch)."""
+        ky, ks, kv, ko = jax.random.split(key, 4)
+        y = jnp.where(jax.random.bernoulli(ky, 0.5, (count,)), 1.0, -1.0)
+        # s distinct noise coordinates among 1 … d−1 per sample: the s smallest of
+        # d−1 uniform keys.
+        ranks = jnp.argsort(jax.random.uniform(ks, (count, self.d - 1)), axis=-1)[:, : self.s] + 1
+        values = self.sigma_p * jax.random.normal(kv, (count, self.s))
+        xi = jnp.zeros((count, self.d)).at[jnp.arange(count)[:, None], ranks].set(values)
+        mu = jnp.zeros(self.d).at[0].set(self.mu_norm)
+        signal = y[:, None] * mu
+        if self.patch_order == "random":
+            pos = jax.random.bernoulli(ko, 0.5, (count,)).astype(jnp.int32)
+        else:
+            pos = jnp.zeros((count,), dtype=jnp.int32)
+        first = jnp.where(pos[:, None] == 0, signal, xi)
+        second = jnp.where(pos[:, None] == 0, xi, signal)
+        return {"X": jnp.stack([first, second], axis=1), "y": y, "xi": xi, "signal_pos": pos}
+
+    def init(self, key):
+        kd, kq, kk, kp, km = jax.random.split(key, 5)
+        ktrain, ktest = jax.random.split(data_key(kd, self.data_seed))
+        data = {"train": self.sample(ktrain, self.n), "test": self.sample(ktest, self.n_test),
+                "mu": jnp.zeros(self.d).at[0].set(self.mu_norm)}
+        s0 = self.init_scale
+        model = SignalNoiseTransformer(
+            WQ=s0 * jax.random.normal(kq, (self.m_k, self.d)),
+            WK=s0 * jax.random.normal(kk, (self.m_k, self.d)),
+            WV_plus=s0 * jax.random.normal(kp, (self.m_v, self.d)),
+            WV_minus=s0 * jax.random.normal(km, (self.m_v, self.d)),
+        )
+        return model, data
+
+    def loss(self, model, data):
+        return logistic_loss(model, data["train"])
+
+    # ---- observables ----------------------------------------------------------
+    @staticmethod
+    def _by_role(att, pos):
+        """Attention re-indexed by patch role (0 = signal, 1 = noise)."""
+        flip = pos[:, None, None] == 1
+        return jnp.where(flip, att[:, ::-1, ::-1], att)
+
+    def observables(self, model, data):
+        train, test = data["train"], data["test"]
+        margin = train["y"] * model(train["X"])
+        test_margin = test["y"] * model(test["X"])
+        yxi = train["y"][:, None] * train["xi"]  # (n, d)
+        v = model.v()
+        q_noise = model.WQ @ yxi.T  # (m_k, n): ⟨w_{Q,s}, y_i ξ_i⟩
+        k_noise = model.WK @ yxi.T
+        q_signal = model.WQ @ data["mu"]
+        k_signal = model.WK @ data["mu"]
+        att = self._by_role(model.attention(train["X"]), train["signal_pos"])
+        s11, s21 = att[:, 0, 0], att[:, 1, 0]
+        return {
+            "loss": jnp.mean(_logistic(margin)),
+            "train_accuracy": jnp.mean(margin > 0),
+            "test_loss": jnp.mean(_logistic(test_margin)),
+            "test_accuracy": jnp.mean(test_margin > 0),
+            "value_noise": jnp.mean(yxi @ v),
+            "value_signal": v @ data["mu"],
+            "query_noise": jnp.mean(q_noise, axis=1),
+            "key_noise": jnp.mean(k_noise, axis=1),
+            "query_noise_abs": jnp.mean(jnp.abs(q_noise)),
+            "key_noise_abs": jnp.mean(jnp.abs(k_noise)),
+            "noise_sign_agreement": jnp.mean(jnp.sign(q_noise) == jnp.sign(k_noise)),
+            "query_signal": q_signal,
+            "key_signal": k_signal,
+            "signal_sign_agreement": jnp.mean(jnp.sign(q_signal) == jnp.sign(k_signal)),
+            "s11_mean": jnp.mean(s11),
+            "s11_std": jnp.std(s11),
+            "s21_mean": jnp.mean(s21),
+            "s21_std": jnp.std(s21),
+        }

@@ -1,0 +1,176 @@
+"""Li et al. (2025): the signal + noise problem, SignGD/Adam through optax, their
+flows (SignFlow, AdamFlow), and the stage detector."""
+
+import dataclasses
+
+import diffrax as dfx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gradflow as gf
+from gradflow.problems import SignalNoise, detect_stages
+from gradflow.problems._signal_noise_experiments import param_distance
+
+# Small enough to compile in seconds; n·s = 60 ≪ d keeps noise supports nearly disjoint.
+TINY = SignalNoise(n=6, d=300, s=10, mu_norm=np.sqrt(10), m_k=4, m_v=4, n_test=64)
+INIT = jax.jit(TINY.init)
+
+
+@pytest.fixture(scope="module")
+def signgd_run():
+    # SignGD at η = 1e-4 to t = 0.2: long enough for all four stages on TINY.
+    return gf.train(TINY, gf.sign_gd(1e-4), steps=2000, dt=1e-4, seeds=3, save=gf.LogGrid(n=50, t_min=1e-4))
+
+
+def test_data_and_model():
+    model, data = INIT(jax.random.PRNGKey(0))
+    X, xi, y = data["train"]["X"], data["train"]["xi"], data["train"]["y"]
+    assert X.shape == (6, 2, 300) and data["test"]["X"].shape == (64, 2, 300)
+    assert np.all((np.asarray(xi) != 0).sum(1) == 10) and np.all(np.asarray(xi)[:, 0] == 0)  # s coords, off µ's
+    assert np.allclose(X[:, 0], y[:, None] * data["mu"]) and np.allclose(X[:, 1], xi)
+    assert TINY.snr == pytest.approx(1.0)
+    # f(X) = Σ_l vᵀ X softmax(Xᵀ W_Kᵀ W_Q x_l), written out for one sample.
+    x = np.asarray(X[0]).T  # d × 2, columns are patches
+    v = np.asarray(model.WV_plus).mean(0) - np.asarray(model.WV_minus).mean(0)
+    S = x.T @ np.asarray(model.WK).T @ np.asarray(model.WQ) @ x  # [key l', query l]
+    f = sum(v @ x @ (np.exp(S[:, l]) / np.exp(S[:, l]).sum()) for l in range(2))
+    assert float(model(X[0])) == pytest.approx(f, rel=1e-12)  # float64 round-off
+
+
+def test_random_patch_order_indexes_roles():
+    p = dataclasses.replace(TINY, patch_order="random")
+    model, data = jax.jit(p.init)(jax.random.PRNGKey(1))
+    pos = np.asarray(data["train"]["signal_pos"])
+    assert 0 < pos.sum() < pos.size or p.n < 4
+    X = np.asarray(data["train"]["X"])
+    signal = X[np.arange(6), pos]
+    assert np.allclose(np.abs(signal[:, 0]), p.mu_norm)
+    # s_11/s_21 are by role: swapping the patches of every sample leaves them unchanged.
+    observe = jax.jit(p.observables)
+    obs = observe(model, data)
+    swapped = {**data, "train": {**data["train"], "X": data["train"]["X"][:, ::-1], "signal_pos": 1 - data["train"]["signal_pos"]}}
+    obs2 = observe(model, swapped)
+    assert np.allclose(obs["s21_mean"], obs2["s21_mean"], rtol=1e-12)
+    assert np.allclose(obs["loss"], obs2["loss"], rtol=1e-12)  # f is permutation invariant
+
+
+def test_sign_gd_is_direct_sign_descent():
+    lr, steps = 1e-3, 25
+    run = gf.train(TINY, gf.sign_gd(lr), steps=steps, dt=lr, seeds=1, save=gf.LinearGrid(n=2))
+    model, data = INIT(jax.random.PRNGKey(0))  # jitted, as train's init is: the same bits
+    grad = jax.jit(jax.grad(TINY.loss))
+    for _ in range(steps):
+        g = grad(model, data)
+        model = jax.tree.map(lambda p, gi: p - lr * jnp.sign(gi), model, g)
+    for a, b in zip(jax.tree.leaves(run.final), jax.tree.leaves(model)):
+        assert np.array_equal(np.asarray(a)[0], np.asarray(b))  # bit for bit
+
+
+def test_stages_found_in_order(signgd_run):
+    stages = detect_stages(signgd_run)
+    # Seed 0 of this instance goes through the four stages one after another.
+    assert stages.in_order[0], stages.table()
+    # Every seed reaches all four; with 4 neurons and 6 samples, stages I–III
+    # may overlap (the noise signs can agree before their size leaves init), and
+    # the detector then says "in order: False" rather than forcing an order.
+    assert stages.reached.all(), stages.table()
+    assert np.all(stages.times[:, 3] > stages.times[:, :3].max(axis=1))  # polarisation comes last
+
+
+def test_stages_not_reached_are_reported(signgd_run):
+    # The first 0.2% of the same run: nothing but stage I has happened.
+    early = signgd_run.select(np.arange(3))
+    keep = early.ts <= 4e-4
+    early.ts = early.ts[keep]
+    early.obs = {k: v[:, keep] for k, v in early.obs.items()}
+    stages = detect_stages(early)
+    assert np.isnan(stages.times[:, 1:]).all()
+    assert not stages.in_order.any()
+    assert all(note for seed in stages.notes for note in seed[1:])
+    assert "not reached" in stages.table()
+
+
+def test_stage_detector_on_constructed_observables():
+    ts = np.linspace(0.0, 10.0, 101)
+    step = lambda t0: (ts >= t0).astype(float)  # noqa: E731
+    signal = np.where(ts[:, None] < 6.0, -1.0, 1.0) * np.ones((1, 3))
+    obs = {
+        "loss": np.ones((1, 101)),
+        "value_noise": (ts)[None],
+        "query_noise_abs": (1.0 + 2.0 * step(2.0))[None],
+        "key_noise_abs": np.ones((1, 101)),
+        "noise_sign_agreement": (0.5 + 0.45 * step(4.0))[None],
+        "query_signal": signal[None],
+        "key_signal": signal[None],
+        "s21_mean": (0.5 - 0.48 * step(8.0))[None],
+    }
+    run = gf.Run(ts, obs, None, None, {"status": np.zeros(1)}, {})
+    stages = detect_stages(run)
+    assert np.allclose(stages.times[0], [2.0, 4.0, 6.0, 8.0])
+    # Value noise that does not grow linearly: stage I is not invented.
+    obs["value_noise"] = (ts**3)[None]
+    assert np.isnan(detect_stages(run).times[0, 0])
+    # Signals that flip at the very end have not settled.
+    obs["query_signal"] = np.where(ts[:, None] < 9.95, -1.0, 1.0)[None] * np.ones((1, 1, 3))
+    assert np.isnan(detect_stages(run).times[0, 2])
+
+
+def test_sign_flow_approaches_small_step_signgd():
+    t1, lr = 0.02, 2e-5
+    grid = gf.LogGrid(n=10, t_min=1e-3)
+    ref = gf.train(TINY, gf.sign_gd(lr), steps=int(t1 / lr), dt=lr, seeds=2, save=grid)
+    ctrl = dfx.PIDController(rtol=1e-6, atol=1e-9)
+    dist = []
+    for eps in (1e-2, 1e-3, 1e-4):
+        run = gf.simulate(TINY, gf.SignFlow(eps=eps), t1=t1, seeds=2, save=grid, stepsize_controller=ctrl)
+        assert run.ok.all()
+        dist.append(param_distance(run.final, ref.final).mean())
+    assert dist[0] > dist[1] > dist[2], dist
+    assert dist[2] < 0.2 * dist[0], dist
+
+
+def test_adam_converges_to_adam_flow_at_order_one():
+    problem = gf.problems.LeastSquares(n=8, d=4, cond=10.0)
+    flow = gf.AdamFlow(a=10.0, b=1.0, eps=1e-8)
+    t1 = 1.0
+    ref = gf.simulate(problem, flow, t1=t1, seeds=2, save=gf.LinearGrid(n=3),
+                      stepsize_controller=dfx.PIDController(rtol=1e-11, atol=1e-13), solver=dfx.Dopri8())
+    lrs = np.array([8e-3, 4e-3, 2e-3, 1e-3])
+    err = []
+    for lr in lrs:
+        run = gf.train(problem, gf.adam_for_flow(float(lr), a=10.0, b=1.0, eps=1e-8), steps=int(round(t1 / lr)),
+                       dt=float(lr), seeds=2, save=gf.LinearGrid(n=3))
+        err.append(param_distance(run.final, ref.final).mean())
+    order = np.polyfit(np.log(lrs), np.log(err), 1)[0]
+    assert 0.85 <= order <= 1.15, (order, err)  # Adam is an explicit one-step scheme for the flow: order 1
+
+
+def test_adam_flow_state_and_rates():
+    flow = gf.AdamFlow(a=5.0, b=2.0, rates={"w": 2.0})
+    state = flow.init({"w": jnp.ones(3)})
+    assert set(state) == {"params", "m", "v"} and np.all(np.asarray(state["m"]["w"]) == 0)
+    d = flow.vector_field(0.0, state, lambda p: {"w": jnp.array([1.0, -2.0, 0.5])})
+    # At t = 0 the bias-corrected moments are g and g²: dθ/dt = −2·g/(|g| + ε).
+    assert np.allclose(d["params"]["w"], -2.0 * np.sign([1.0, -2.0, 0.5]), rtol=1e-6)
+    assert np.allclose(d["m"]["w"], 5.0 * np.array([1.0, -2.0, 0.5]))
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: SignalNoise(d=20, s=20), "`s`"),
+        (lambda: SignalNoise(sigma_p=-1.0), "`sigma_p`"),
+        (lambda: SignalNoise(n=1), "`n`"),
+        (lambda: SignalNoise(n_test=0), "`n_test`"),
+        (lambda: SignalNoise(patch_order="middle"), "`patch_order`"),
+        (lambda: gf.AdamFlow(a=0.0), "`a`"),
+        (lambda: gf.adam_for_flow(0.1, a=10.0), "lower the learning rate"),
+        (lambda: gf.sign_gd(-1.0), "`learning_rate`"),
+    ],
+)
+def test_bad_configurations(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
