@@ -27,7 +27,7 @@ from ._scan_snap_claims import claims as scan_snap_claims, measured_transition a
 from ._mnist import NoisyMNIST as NoisyMNIST, load_mnist as load_mnist, read_idx as read_idx
 from ._signal_noise import SignalNoise as SignalNoise, SignalNoiseTransformer as SignalNoiseTransformer
 from ._signal_noise_stages import Stages as Stages, detect_stages as detect_stages, draw_stages as draw_stages
-from ._text import TextNextToken as TextNextToken, TextTransformer as TextTransformer, load_corpus as load_corpus
+from ._text import TextNextToken as TextNextToken, paper_scale_text as paper_scale_text, TextTransformer as TextTransformer, load_corpus as load_corpus
 from ._diagonal import Diagonal as Diagonal, DiagonalLinear as DiagonalLinear
 from ._least_squares import LeastSquares as LeastSquares, Linear as Linear
 from ._linear_network import LinearNetwork as LinearNetwork, TwoLayerLinear as TwoLayerLinear

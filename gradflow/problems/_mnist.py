@@ -95,8 +95,8 @@ class NoisyMNIST(AbstractProblem):
     n_test: int = 1000
     downsample: int = 2
     signal_norm: float = 1.0
-    sigma_p: float = 1.0
-    s: int | None = None
+    sigma_p: float = 0.5
+    s: int | None = 20
     m_k: int = 10
     m_v: int = 10
     init_scale: float = 0.01

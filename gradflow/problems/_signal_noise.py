@@ -189,3 +189,27 @@ class SignalNoise(AbstractProblem):
             "s21_mean": jnp.mean(s21),
             "s21_std": jnp.std(s21),
         }
+
+    # ---- command-line hooks ---------------------------------------------------
+    def report(self, run) -> str:
+        from ._signal_noise_stages import detect_stages
+
+        stages = detect_stages(run)
+        lines = [f"stages (criteria: {'; '.join(f'{k}: {v}' for k, v in stages.criteria.items())})", stages.table()]
+        for key in ("loss", "test_loss", "test_accuracy"):
+            last = run.last(key)
+            lines.append(f"final {key.replace('_', ' ')}: {last.mean():.4g} ± {last.std():.2g}")
+        return "\n".join(lines)
+
+    def figures(self, run, directory):
+        from pathlib import Path
+
+        import matplotlib.pyplot as plt
+
+        from ._signal_noise_stages import draw_stages
+
+        fig = draw_stages(run, title="four stages (seed 0)")
+        path = Path(directory) / "stages.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return [path]

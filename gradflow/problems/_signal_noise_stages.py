@@ -27,8 +27,8 @@ class Stages:
     @property
     def in_order(self) -> np.ndarray:
         """Per seed: all four stages reached, at non-decreasing times."""
-        t = self.times
-        return self.reached.all(axis=1) & np.all(np.diff(np.where(np.isfinite(t), t, np.inf), axis=1) >= 0, axis=1)
+        ordered = np.all(np.diff(np.nan_to_num(self.times, nan=0.0), axis=1) >= 0, axis=1)
+        return self.reached.all(axis=1) & ordered
 
     def table(self) -> str:
         lines = [f"{'seed':>4}  " + "  ".join(f"{'end of ' + s:>12}" for s in STAGES) + "  in order"]
@@ -65,7 +65,8 @@ def detect_stages(run, *, near_init=2.0, linear_tol=0.25, agreement=0.9, stable_
       ⟨w_{K,s}, µ⟩ of every neuron settle: the first save time from which all
       of them equal their final signs. Reached only if they then stay fixed for
       at least the last `stable_fraction` of the saved times (otherwise they may
-      still be changing).
+      still be changing), and only if some sign changed during the run (signs
+      that never moved show no vote).
     - IV ends when the softmax polarises: the first time the mean s_21 (weight
       of the noise query on the signal key) falls to `polarised` or below.
     """
@@ -100,11 +101,14 @@ def detect_stages(run, *, near_init=2.0, linear_tol=0.25, agreement=0.9, stable_
         valid = np.all(np.isfinite(signs), axis=-1)
         last = np.flatnonzero(valid)[-1]
         differs = np.any(signs[: last + 1] != signs[last], axis=-1)
-        settle = int(np.flatnonzero(differs)[-1] + 1) if differs.any() else 0
-        if last + 1 - settle >= max(2, int(np.ceil(stable_fraction * (last + 1)))):
-            times[k, 2] = ts[settle]
+        if not differs.any():
+            notes[k][2] = "query/key signal signs never changed from their initial values (no vote seen)"
         else:
-            notes[k][2] = "query/key signal signs still changing near the end of the run"
+            settle = int(np.flatnonzero(differs)[-1] + 1)
+            if last + 1 - settle >= max(2, int(np.ceil(stable_fraction * (last + 1)))):
+                times[k, 2] = ts[settle]
+            else:
+                notes[k][2] = "query/key signal signs still changing near the end of the run"
         # Stage IV
         times[k, 3] = _first(ts, obs["s21_mean"][k] <= polarised)
         if not np.isfinite(times[k, 3]):
