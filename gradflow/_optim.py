@@ -1,6 +1,7 @@
 """The discrete optimisers whose small-step limits gradflow's flows are, as optax
 chains (plain `optax.GradientTransformation`s: `train` takes them unchanged)."""
 
+import functools
 import math
 
 import optax
@@ -13,16 +14,19 @@ def _check_lr(learning_rate):
         raise ValueError(f"`learning_rate` must be finite and > 0; got {learning_rate!r}.")
 
 
+@functools.lru_cache(maxsize=64)
 def sign_gd(learning_rate: float) -> optax.GradientTransformation:
     """SignGD, θ ← θ − η sign(∇L): `optax.scale_by_sign()` then the learning rate.
 
     Its small-η limit, read at t = kη, is the sign flow (`gradflow.SignFlow` as
-    ε → 0); train it with `dt=learning_rate`.
+    ε → 0); train it with `dt=learning_rate`. Equal arguments return the same
+    object, so `train` reuses its compiled steps for it.
     """
     _check_lr(learning_rate)
     return optax.chain(optax.scale_by_sign(), optax.scale_by_learning_rate(learning_rate))
 
 
+@functools.lru_cache(maxsize=64)
 def adam_for_flow(learning_rate: float, *, a: float = 100.0, b: float = 1.0, eps: float = 1e-8):
     """`optax.adam` with β1 = 1 − aη and β2 = 1 − bη: the discrete optimiser whose
     η → 0 limit (at t = kη) is `gradflow.AdamFlow(a, b, eps)`. The defaults give

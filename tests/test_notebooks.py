@@ -13,7 +13,7 @@ EXPECTED = {
     "00_quickstart.ipynb": ["final loss", "gradients", "max |loss - flow loss|"],
     "02_scan_and_snap.ipynb": ["Thm 2: signs of ż", "mean distinct-token entropy", "measured t*", "attention gap",
                                ("entropy end mean", "WikiText-2 not found")],
-    "03_signgd.ipynb": ["SignGD, η = 1e-4: stage ends", "end of IV", "sign flow", "test_loss mean", "fitted order",
+    "03_signgd.ipynb": ["SignGD, η = 1e-4: stage ends", "end of IV", "sign flow", "test_loss mean", "AdamFlow",
                         ("optimizer", "MNIST not found")],
     "01_cooccurrence.ipynb": ["final loss", "phase 1 ends", "structure of W_KᵀW_Q", "fitted T1", "max relative drift"],
 }

@@ -121,7 +121,7 @@ def test_stage_detector_on_constructed_observables():
 def test_sign_flow_approaches_small_step_signgd():
     # A smaller instance than TINY: two neurons each, d = 100 (SignGD at 3e-4 is the reference).
     small = SignalNoise(n=6, d=100, s=5, mu_norm=np.sqrt(5), m_k=2, m_v=2, n_test=32)
-    rows, runs, _ = sign_limit(small, t1=0.05, lrs=(1e-3, 3e-4), eps=(1e-3, 1e-4, 1e-6), solvers=(dfx.Tsit5(),),
+    rows, runs, _ = sign_limit(small, t1=0.05, lrs=(3e-4,), eps=(1e-3, 1e-4, 1e-6), solvers=(dfx.Tsit5(),),
                                seeds=2, save_n=10, verbose=False)
     flows = [r for r in rows if r["method"] == "sign flow"]
     dist = [r["param dist"] for r in flows]

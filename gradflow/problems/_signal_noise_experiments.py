@@ -4,6 +4,7 @@ the sign flow as the small-step limit of SignGD (and what it costs), SignGD vs
 Adam vs GD on the same data, and test loss against the SNR."""
 
 import dataclasses
+import functools
 import time
 
 import diffrax as dfx
@@ -25,8 +26,14 @@ from ._signal_noise_stages import detect_stages, draw_stages
 OPTIMIZERS = {
     "SignGD": lambda: (sign_gd(1e-4), 1e-4),
     "Adam": lambda: (adam_for_flow(1e-4, a=1e3, b=10.0), 1e-4),
-    "GD": lambda: (optax.sgd(0.1), 0.1),
+    "GD": lambda: (_sgd(0.1), 0.1),
 }
+
+
+@functools.lru_cache(maxsize=16)
+def _sgd(learning_rate):
+    # One object per learning rate, so repeated `train` calls share their compile.
+    return optax.sgd(learning_rate)
 
 
 def _plt():
