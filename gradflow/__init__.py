@@ -6,7 +6,7 @@ Diffrax integrates it with error control over a batch of seeds.
 
 import importlib.metadata
 
-from . import plot as plot, problems as problems
+from . import accuracy as accuracy, plot as plot, problems as problems
 from ._flows import (
     AbstractFlow as AbstractFlow,
     AdamFlow as AdamFlow,

@@ -209,6 +209,7 @@ def simulate(
     batching: str = "auto",
     batch_size: int | None = None,
     command: str | None = None,
+    conserved: bool = False,
     _rate_table: np.ndarray | None = None,
 ) -> Run:
     """Integrate `flow` on `problem` from t = 0 to `t1` for each seed.
@@ -234,6 +235,11 @@ def simulate(
       `"auto"` picks `"map"` on the CPU and `"vmap"` elsewhere. With `"map"`,
       `batch_size` vmaps that many seeds at a time. Results do not depend on
       the choice beyond floating-point reordering.
+    - `conserved`: also save `drift/NAME`, the drift ‖c(t) − c(0)‖ / max(‖c(0)‖, 1)
+      (relative, or absolute where c(0) is small — e.g. 0 from a balanced
+      initialisation) of every quantity `problem.conserved` declares (exact invariants of the
+      unit-rate gradient flow: an accuracy check; see
+      `gradflow.accuracy.invariant_drift`).
 
     Every seed is solved with its own step sizes and result code; a seed that
     diverges, collapses its step size or runs out of steps is marked in
@@ -277,8 +283,15 @@ def simulate(
             def vector_field(t, y, args):
                 return flow_i.vector_field(t, y, grad_fn)
 
+            c0 = problem.conserved(model, data) if conserved else {}
+
             def observe(t, y, args):
-                return problem.observables(eqx.combine(flow_i.params(y), rest), data)
+                current = eqx.combine(flow_i.params(y), rest)
+                out = problem.observables(current, data)
+                for name, value in problem.conserved(current, data).items() if conserved else ():
+                    scale = jnp.maximum(jnp.linalg.norm(c0[name]), 1.0)
+                    out[f"drift/{name}"] = jnp.linalg.norm(value - c0[name]) / scale
+                return out
 
             def cond(t, y, args, **kwargs):
                 bad = ~_all_finite(y)
@@ -328,7 +341,7 @@ def simulate(
     # dt0 is a runtime argument, so a ladder of fixed step sizes shares one compile.
     signature = (
         "simulate", problem, flow, solver, controller, ts_tuple, t1, stop, max_steps, dt0 is None, progress,
-        batching, batch_size,
+        batching, batch_size, bool(conserved),
     )
     step = jnp.asarray(0.0 if dt0 is None else dt0)
     fn, compile_time = compiled(signature, build, (items, step))
@@ -363,7 +376,7 @@ def simulate(
         "simulate", problem=problem, save=save, seeds=seed_record, batching=batching, batch_size=batch_size,
         command=command, flow=flow.config(), solver=describe_object(solver),
         stepsize_controller=describe_object(stepsize_controller), t1=t1, dt0=dt0, max_steps=max_steps,
-        stop=describe_object(stop),
+        stop=describe_object(stop), conserved=bool(conserved),
     )
     return Run(
         ts=ts,

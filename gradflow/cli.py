@@ -50,6 +50,21 @@ def _parser():
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
+    b = sub.add_parser("bench", help="benchmarks: `gradflow bench accuracy --problem NAME`")
+    bsub = b.add_subparsers(dest="bench", parser_class=_Parser, required=True)
+    acc = bsub.add_parser("accuracy", help="work-precision of solvers against a reference")
+    acc.add_argument("--problem", default=None, help="problem name (default: the default problem)")
+    acc.add_argument("--solvers", default="euler,heun,bosh3,tsit5,dopri5,dopri8",
+                     help="comma-separated solver names (default euler,heun,bosh3,tsit5,dopri5,dopri8)")
+    acc.add_argument("--rtols", default="1e-3,1e-4,1e-5,1e-6,1e-7,1e-8", help="tolerances of the adaptive solvers")
+    acc.add_argument("--steps", default="100,300,1000,3000", help="numbers of fixed steps (Euler, Heun, Midpoint)")
+    acc.add_argument("--seeds", type=int, default=2)
+    acc.add_argument("--t1", type=float, default=None, help="final flow time (default: the problem's)")
+    acc.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a problem field")
+    acc.add_argument("--out", default=None, help="output directory (default runs/accuracy-PROBLEM-TIME)")
+    acc.add_argument("--x32", action="store_true", help="float32 instead of float64")
+    acc.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
     sub.add_parser("problems", help="list problems and their fields")
     pl = sub.add_parser("plot", help="redraw the figures of a saved run")
     pl.add_argument("directory")
@@ -110,6 +125,63 @@ def build_problem(name, sets):
         return name, cls(**fields)
     except (ValueError, TypeError) as e:
         raise CLIError(f"--set: {e}") from None
+
+
+SOLVER_CLASSES = {
+    "tsit5": "Tsit5", "dopri5": "Dopri5", "dopri8": "Dopri8", "bosh3": "Bosh3", "heun": "Heun",
+    "midpoint": "Midpoint", "euler": "Euler", "kvaerno5": "Kvaerno5",
+}
+
+
+def _numbers(text, option, kind=float):
+    try:
+        values = [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise CLIError(f"{option} {text!r}: expected comma-separated numbers") from None
+    if not values or any(not v > 0 for v in values):
+        raise CLIError(f"{option} {text!r}: expected numbers > 0")
+    return values
+
+
+def cmd_bench(args):
+    import diffrax as dfx
+
+    from .problems import DEFAULT_T1
+
+    names = [x.strip().lower() for x in args.solvers.split(",") if x.strip()]
+    unknown = [n for n in names if n not in SOLVER_CLASSES]
+    if unknown or not names:
+        raise CLIError(f"--solvers: unknown {unknown or names}; choose from {sorted(SOLVER_CLASSES)}")
+    rtols = _numbers(args.rtols, "--rtols")
+    steps = _numbers(args.steps, "--steps", int)
+    if args.seeds < 1:
+        raise CLIError(f"--seeds must be >= 1; got {args.seeds}")
+    name, problem = build_problem(args.problem, args.set)
+    t1 = DEFAULT_T1.get(name, 10.0) if args.t1 is None else args.t1
+    if not (0 < t1 < float("inf")):
+        raise CLIError(f"--t1 must be finite and > 0; got {t1}")
+    out = Path(args.out) if args.out else Path("runs") / f"accuracy-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _check_out(out, True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .accuracy import reference, work_precision
+    from .plot import work_precision as draw
+
+    solvers = [getattr(dfx, SOLVER_CLASSES[n])() for n in names]
+    print(f"gradflow bench accuracy {name}: t1 = {t1:g}, {args.seeds} seeds, "
+          f"{'float32' if args.x32 else 'float64'}; reference first", flush=True)
+    ref = reference(problem, t1=t1, seeds=args.seeds)
+    print(ref, flush=True)
+    table = work_precision(problem, solvers=solvers, tolerances=rtols, step_sizes=[t1 / n for n in steps], t1=t1,
+                           seeds=args.seeds, reference=ref, progress=True)
+    out.mkdir(parents=True, exist_ok=True)
+    table.save(out / "work_precision.json")
+    (out / "work_precision.txt").write_text(str(table) + "\n" + str(ref) + "\n")
+    draw(table).savefig(out / "work_precision.png", dpi=110)
+    print(table)
+    print(f"saved to {out}")
+    return 0
 
 
 def _solver(args):
@@ -265,7 +337,7 @@ def main(argv=None) -> int:
         import jax
 
         jax.config.update("jax_enable_x64", not getattr(args, "x32", False))
-        return {"run": cmd_run, "problems": cmd_problems, "plot": cmd_plot}[args.command](args)
+        return {"run": cmd_run, "problems": cmd_problems, "plot": cmd_plot, "bench": cmd_bench}[args.command](args)
     except CLIError as e:
         if debug:
             raise

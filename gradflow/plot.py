@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["compare", "loss", "observable", "save_figures"]
+__all__ = ["compare", "loss", "observable", "save_figures", "work_precision"]
 
 
 def _axes(ax):
@@ -108,3 +108,34 @@ def save_figures(run, directory, *, max_figures=8) -> list[Path]:
         ax.figure.savefig(paths[-1], dpi=110)
         plt.close(ax.figure)
     return paths
+
+
+def work_precision(table, *, error="param error", axes=None, title=None):
+    """A work-precision diagram of a `gradflow.accuracy.work_precision` table:
+    `error` against gradient evaluations (left) and against wall time (right),
+    log–log, one line per solver (and per precision, where the table has a
+    `precision` column). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+    else:
+        fig = axes[0].figure
+    rows = [r for r in table.rows if np.isfinite(r.get(error, np.nan)) and r.get(error, 0) > 0]
+    labels = []
+    for r in rows:
+        label = r["solver"] + (f" ({r['precision']})" if "precision" in r else "")
+        if label not in labels:
+            labels.append(label)
+    for i, label in enumerate(labels):
+        sel = [r for r in rows if r["solver"] + (f" ({r['precision']})" if "precision" in r else "") == label]
+        style = "--" if "float32" in label else "-"
+        for ax, x in zip(axes, ("gradient evaluations", "wall s")):
+            ax.loglog([r[x] for r in sel], [r[error] for r in sel], style, marker="o", color=f"C{i % 10}", label=label)
+    for ax, x in zip(axes, ("gradient evaluations per seed", "wall time (s, compile excluded)")):
+        ax.set_xlabel(x)
+        ax.set_ylabel(error)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(title or table.title)
+    return fig

@@ -76,3 +76,30 @@ def test_set_parses_by_field_type():
     assert problem.strengths == (2.0, 1.0) and problem.hidden == 6 and problem.data_seed is None
     _, problem = cli.build_problem(None, ["distinct_words=false", "init_kind=kaiming", "data_seed=3"])
     assert problem.init_kind == "kaiming" and problem.data_seed == 3 and not problem.distinct_words
+
+
+def test_bench_accuracy_writes_table_and_figure(tmp_path, capsys):
+    out = tmp_path / "acc"
+    code = cli.main(["bench", "accuracy", "--problem", "least-squares", "--solvers", "tsit5,euler", "--rtols",
+                     "1e-4,1e-7", "--steps", "20", "--seeds", "1", "--t1", "2", "--out", str(out)])
+    assert code == 0
+    table = json.loads((out / "work_precision.json").read_text())
+    errors = {(r["solver"], r["rtol"]): r["param error"] for r in table["rows"] if r["solver"] == "Tsit5"}
+    assert errors[("Tsit5", 1e-7)] < errors[("Tsit5", 1e-4)]
+    assert table["meta"]["reference verified"] and (out / "work_precision.png").is_file()
+    assert "closed-form" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["bench", "accuracy", "--solvers", "rk99"], "unknown"),
+        (["bench", "accuracy", "--rtols", "-1"], "numbers > 0"),
+        (["bench", "accuracy", "--steps", "ten"], "comma-separated"),
+        (["bench"], "bench"),
+    ],
+)
+def test_bench_errors_are_one_line(argv, match, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1

@@ -1,0 +1,13 @@
+"""Solver-accuracy tools: references, work-precision, convergence order, the gap
+between an optimiser and its flow, and invariant drift. Every result is a
+`Table` that prints, saves to JSON and plots (`gradflow.plot.work_precision`)."""
+
+from ._measure import (
+    convergence_order as convergence_order,
+    fit_order as fit_order,
+    flow_gap as flow_gap,
+    invariant_drift as invariant_drift,
+    work_precision as work_precision,
+)
+from ._reference import Reference as Reference, obs_error as obs_error, param_error as param_error, reference as reference
+from ._table import Table as Table
