@@ -129,7 +129,9 @@ def compiled(signature, build, example_args):
     one process). Unhashable configurations are compiled every time.
     """
     try:
-        key = (signature, jax.config.jax_enable_x64, jtu.tree_map(lambda x: (x.shape, str(x.dtype)), example_args))
+        leaves, treedef = jtu.tree_flatten(example_args)
+        shapes = tuple((tuple(x.shape), str(x.dtype)) for x in leaves)
+        key = (signature, jax.config.jax_enable_x64, treedef, shapes)
         hash(key)
     except TypeError:
         key = None
@@ -261,13 +263,24 @@ def simulate(
     batching = resolve_batching(batching, batch_size)
     ts = save.times(t1)
     guarded = isinstance(stepsize_controller, dfx.AbstractAdaptiveStepSizeController)
-    controller = _Guard(stepsize_controller) if guarded else stepsize_controller
+    # A PID controller's rtol/atol are runtime arguments, so a ladder of
+    # tolerances (work-precision diagrams) shares one compile, as dt0 does.
+    traced_tol = isinstance(stepsize_controller, dfx.PIDController)
+    tol = jnp.asarray([stepsize_controller.rtol, stepsize_controller.atol] if traced_tol else [0.0, 0.0])
+    if traced_tol:
+        stepsize_controller_static = eqx.tree_at(lambda c: (c.rtol, c.atol), stepsize_controller, (1.0, 1.0))
+    else:
+        stepsize_controller_static = stepsize_controller
+    controller = _Guard(stepsize_controller_static) if guarded else stepsize_controller_static
     meter = dfx.TqdmProgressMeter() if progress else dfx.NoProgressMeter()
     ts_tuple = tuple(float(t) for t in ts)
 
     def build():
-        def one(item, step):
+        def one(item, step, tol):
             flow_i = flow
+            ctrl = controller
+            if traced_tol:
+                ctrl = _Guard(eqx.tree_at(lambda c: (c.rtol, c.atol), stepsize_controller_static, (tol[0], tol[1])))
             if "rates" in item:
                 flow_i = eqx.tree_at(
                     lambda f: [pair[1] for pair in f.rates], flow, [item["rates"][i] for i in range(len(flow.rates))]
@@ -311,7 +324,7 @@ def simulate(
                 dt0=None if dt0 is None else step,
                 y0=flow_i.init(params),
                 saveat=saveat,
-                stepsize_controller=controller,
+                stepsize_controller=ctrl,
                 event=dfx.Event(cond),
                 max_steps=max_steps,
                 throw=False,
@@ -338,15 +351,16 @@ def simulate(
 
         return batch_over_seeds(one, batching, batch_size)
 
-    # dt0 is a runtime argument, so a ladder of fixed step sizes shares one compile.
+    # dt0 and a PID controller's tolerances are runtime arguments, so ladders of
+    # step sizes or tolerances share one compile.
     signature = (
         "simulate", problem, flow, solver, controller, ts_tuple, t1, stop, max_steps, dt0 is None, progress,
         batching, batch_size, bool(conserved),
     )
     step = jnp.asarray(0.0 if dt0 is None else dt0)
-    fn, compile_time = compiled(signature, build, (items, step))
+    fn, compile_time = compiled(signature, build, (items, step, tol))
     start = time.perf_counter()
-    out = jax.block_until_ready(fn(items, step))
+    out = jax.block_until_ready(fn(items, step, tol))
     wall = time.perf_counter() - start
     out = jtu.tree_map(np.asarray, out)
 

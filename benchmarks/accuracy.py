@@ -1,0 +1,124 @@
+"""Work-precision of every diffrax solver on every problem gradflow ships, in
+float64 and float32 side by side, against a float64 reference.
+
+    python benchmarks/accuracy.py [--problems NAME,...] [--quick] [--no-x32] [--figures DIR]
+
+Problems: ls-cond1e2, ls-cond1e5 (stiff), linear-network, cooccurrence (paper
+scale), scan-snap (population, Syn-Small, rates Y 10 / Z 1), sign-flow (the
+regularised sign flow, ε = 1e-4, on a small SignalNoise instance). Solvers:
+Euler (fixed steps), Heun, Midpoint, Bosh3, Tsit5, Dopri5, Dopri8, Kvaerno5 at
+rtol 1e-3 … 1e-10 (atol = rtol/100). Writes benchmarks/results/accuracy_NAME.json
+per problem and prints, per problem, the cheapest solver reaching relative
+parameter error 1e-6 against Euler (= gradient descent) at that error.
+"""
+
+import argparse
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import diffrax as dfx  # noqa: E402
+import numpy as np  # noqa: E402
+from _common import machine, write_json  # noqa: E402
+
+import gradflow as gf  # noqa: E402
+from gradflow.accuracy import Table, reference, work_precision  # noqa: E402
+from gradflow.problems import Cooccurrence, LeastSquares, ScanSnapPopulation, SignalNoise, TwoLayerLinear, syn_small  # noqa: E402
+
+PROBLEMS = {
+    "ls-cond1e2": lambda: (LeastSquares(cond=1e2), gf.GradientFlow(), 50.0),
+    "ls-cond1e5": lambda: (LeastSquares(cond=1e5), gf.GradientFlow(), 50.0),
+    "linear-network": lambda: (TwoLayerLinear(strengths=(3.0, 2.0, 1.0)), gf.GradientFlow(), 10.0),
+    "cooccurrence": lambda: (Cooccurrence(), gf.GradientFlow(), 300.0),
+    "scan-snap": lambda: (ScanSnapPopulation(classes=syn_small()), gf.GradientFlow(rates={"Y": 10.0, "Z": 1.0}), 1e3),
+    "sign-flow": lambda: (SignalNoise(n=6, d=100, s=5, mu_norm=5**0.5, m_k=2, m_v=2, n_test=100), gf.SignFlow(eps=1e-4),
+                          0.05),
+}
+ADAPTIVE = [dfx.Heun(), dfx.Midpoint(), dfx.Bosh3(), dfx.Tsit5(), dfx.Dopri5(), dfx.Dopri8(), dfx.Kvaerno5()]
+
+
+def cheapest(table, target=1e-6, precision="float64"):
+    """(solver row with the fewest gradient evaluations reaching `target`, Euler's evaluations at
+    `target` interpolated log–log between its step sizes, or None if out of range)."""
+    rows = [r for r in table.rows if r.get("precision") == precision and r.get("param error", np.nan) <= target
+            and r["solver"] not in ("Euler", "Kvaerno5")]
+    best = min(rows, key=lambda r: r["gradient evaluations"], default=None)
+    euler = sorted((r for r in table.rows if r["solver"] == "Euler" and r.get("precision") == precision
+                    and np.isfinite(r.get("param error", np.nan))), key=lambda r: r["gradient evaluations"])
+    euler_cost = None
+    if len(euler) >= 2:
+        e = np.log([r["param error"] for r in euler])
+        n = np.log([r["gradient evaluations"] for r in euler])
+        slope, icpt = np.polyfit(n, e, 1)  # log error = slope·log n + icpt
+        if slope < 0:
+            euler_cost = float(np.exp((np.log(target) - icpt) / slope))
+    return best, euler_cost
+
+
+def run_problem(name, quick, x32, seeds):
+    problem, flow, t1 = PROBLEMS[name]()
+    save = gf.LinearGrid(n=11)
+    start = time.perf_counter()
+    ref = reference(problem, flow, t1=t1, seeds=seeds, save=save,
+                    solver=dfx.Kvaerno5() if name == "ls-cond1e5" else None)
+    print(f"[{name}] {ref} ({time.perf_counter() - start:.0f} s)", flush=True)
+    rtols = [1e-3, 1e-5, 1e-7] if quick else [1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10]
+    steps = [100, 1000] if quick else [100, 300, 1000, 3000, 10000, 30000]
+    solvers = ADAPTIVE[3:5] + [dfx.Euler()] if quick else ADAPTIVE + [dfx.Euler()]
+    rows = []
+    for precision in ("float64", "float32") if x32 else ("float64",):
+        with jax.enable_x64(precision == "float64"):
+            for solver in solvers:
+                if isinstance(solver, dfx.Kvaerno5) and name == "cooccurrence":
+                    rows.append({"solver": "Kvaerno5", "precision": precision,
+                                 "skipped": "dense Jacobian of 65,536+ parameters"})
+                    continue
+                t = time.perf_counter()
+                table = work_precision(problem, flow, solvers=[solver], tolerances=rtols,
+                                       step_sizes=[t1 / n for n in steps], t1=t1, seeds=seeds, save=save,
+                                       reference=ref, max_steps=200_000)
+                for row in table.rows:
+                    row["precision"] = precision
+                rows += table.rows
+                print(f"[{name}] {precision} {type(solver).__name__}: {time.perf_counter() - t:.0f} s", flush=True)
+    table = Table(f"work-precision: {name}, t1 = {t1:g}", rows, {"reference": str(ref), "verified": ref.verified,
+                                                                 "t1": t1, "seeds": seeds, "machine": machine()})
+    print(table, flush=True)
+    best, euler_cost = cheapest(table)
+    if best is not None:
+        ratio = f"{euler_cost / best['gradient evaluations']:.0f}×" if euler_cost else "n/a"
+        print(f"[{name}] cheapest to 1e-6: {best['solver']} rtol {best['rtol']:g}, {best['gradient evaluations']:.0f} "
+              f"gradients; Euler (= GD) needs ~{euler_cost or float('nan'):.3g} → {ratio}", flush=True)
+    table.meta["cheapest to 1e-6"] = None if best is None else {**best, "euler gradients": euler_cost}
+    write_json(f"accuracy_{name}" + ("_quick" if quick else ""), table.to_json())
+    return table
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", default=",".join(PROBLEMS))
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-x32", action="store_true", help="float64 only")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--figures", default=None)
+    args = parser.parse_args()
+    names = [n.strip() for n in args.problems.split(",") if n.strip()]
+    bad = [n for n in names if n not in PROBLEMS]
+    if bad:
+        parser.error(f"unknown problems {bad}; choose from {list(PROBLEMS)}")
+    for name in names:
+        table = run_problem(name, args.quick, not args.no_x32, args.seeds)
+        if args.figures:
+            from pathlib import Path
+
+            import matplotlib
+
+            matplotlib.use("Agg")
+            Path(args.figures).mkdir(parents=True, exist_ok=True)
+            gf.plot.work_precision(table).savefig(Path(args.figures) / f"accuracy_{name}.png", dpi=90)
+
+
+if __name__ == "__main__":
+    main()
