@@ -9,5 +9,5 @@ from ._measure import (
     invariant_drift as invariant_drift,
     work_precision as work_precision,
 )
-from ._reference import Reference as Reference, obs_error as obs_error, param_error as param_error, reference as reference
+from ._reference import Recast as Recast, Reference as Reference, recast as recast, obs_error as obs_error, param_error as param_error, reference as reference
 from ._table import Table as Table
