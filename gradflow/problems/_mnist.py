@@ -175,13 +175,8 @@ class NoisyMNIST(AbstractProblem):
             return {"X": jnp.stack([x, xi], axis=1), "y": y_all[idx], "xi": xi, "signal": x}
 
         data = {"train": part(order[: self.n], kn1), "test": part(order[self.n: self.n + self.n_test], kn2)}
-        s0 = self.init_scale
-        model = SignalNoiseTransformer(
-            WQ=s0 * jax.random.normal(kq, (self.m_k, self.d)),
-            WK=s0 * jax.random.normal(kk, (self.m_k, self.d)),
-            WV_plus=s0 * jax.random.normal(kp, (self.m_v, self.d)),
-            WV_minus=s0 * jax.random.normal(km, (self.m_v, self.d)),
-        )
+        model = SignalNoiseTransformer.random((kq, kk, kp, km), d=self.d, m_k=self.m_k, m_v=self.m_v,
+                                              scale=self.init_scale)
         return model, data
 
     def loss(self, model, data):

@@ -25,6 +25,17 @@ class SignalNoiseTransformer(eqx.Module):
     WV_plus: Float[Array, "m_v d"]  # W_{V,+1}
     WV_minus: Float[Array, "m_v d"]  # W_{V,−1}
 
+    @classmethod
+    def random(cls, keys, *, d, m_k, m_v, scale) -> "SignalNoiseTransformer":
+        """Every weight N(0, scale²), from four keys (W_Q, W_K, W_{V,+1}, W_{V,−1})."""
+        kq, kk, kp, km = keys
+        return cls(
+            WQ=scale * jax.random.normal(kq, (m_k, d)),
+            WK=scale * jax.random.normal(kk, (m_k, d)),
+            WV_plus=scale * jax.random.normal(kp, (m_v, d)),
+            WV_minus=scale * jax.random.normal(km, (m_v, d)),
+        )
+
     def v(self) -> Float[Array, " d"]:
         """The effective value vector mean_rows(W_{V,+1}) − mean_rows(W_{V,−1})."""
         return jnp.mean(self.WV_plus, axis=0) - jnp.mean(self.WV_minus, axis=0)
@@ -138,13 +149,8 @@ class SignalNoise(AbstractProblem):
         ktrain, ktest = jax.random.split(data_key(kd, self.data_seed))
         data = {"train": self.sample(ktrain, self.n), "test": self.sample(ktest, self.n_test),
                 "mu": jnp.zeros(self.d).at[0].set(self.mu_norm)}
-        s0 = self.init_scale
-        model = SignalNoiseTransformer(
-            WQ=s0 * jax.random.normal(kq, (self.m_k, self.d)),
-            WK=s0 * jax.random.normal(kk, (self.m_k, self.d)),
-            WV_plus=s0 * jax.random.normal(kp, (self.m_v, self.d)),
-            WV_minus=s0 * jax.random.normal(km, (self.m_v, self.d)),
-        )
+        model = SignalNoiseTransformer.random((kq, kk, kp, km), d=self.d, m_k=self.m_k, m_v=self.m_v,
+                                              scale=self.init_scale)
         return model, data
 
     def loss(self, model, data):
