@@ -15,6 +15,8 @@ EXPECTED = {
                                ("entropy end mean", "WikiText-2 not found")],
     "03_signgd.ipynb": ["SignGD, η = 1e-4: stage ends", "end of IV", "sign flow", "test_loss mean", "AdamFlow",
                         ("optimizer", "MNIST not found")],
+    "04_solver_accuracy.ipynb": ["closed-form", "verified", "work-precision", "float32", "fitted order",
+                                 "fitted exponent", "invariant drift"],
     "01_cooccurrence.ipynb": ["final loss", "phase 1 ends", "structure of W_KᵀW_Q", "fitted T1", "max relative drift"],
 }
 
