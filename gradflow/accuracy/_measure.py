@@ -36,6 +36,13 @@ def _positive_list(name, values):
     return values
 
 
+def _check_divides(t1, steps, message):
+    """Each step must divide t1 (a whole number of steps ends exactly at t1)."""
+    for h in steps:
+        if abs(t1 / h - round(t1 / h)) > 1e-9 * t1 / h:
+            raise ValueError(message.format(h=h, t1=t1))
+
+
 def _get_reference(problem, flow, t1, seeds, save, ref, *, final_only=False):
     if ref is None:
         return reference(problem, flow, t1=t1, seeds=seeds, save=save)
@@ -142,9 +149,7 @@ def convergence_order(problem, solver, step_sizes, *, t1, seeds=1, flow: Abstrac
     step_sizes = _positive_list("step_sizes", step_sizes)
     if len(step_sizes) < 2:
         raise ValueError("`step_sizes` needs at least two steps to fit an order (three for a confidence interval).")
-    for h in step_sizes:
-        if abs(t1 / h - round(t1 / h)) > 1e-9 * t1 / h:
-            raise ValueError(f"step size {h:g} does not divide t1 = {t1:g}; choose t1/n.")
+    _check_divides(t1, step_sizes, "step size {h:g} does not divide t1 = {t1:g}; choose t1/n.")
     save = LinearGrid(n=2)
     ref = _get_reference(problem, flow, t1, seeds, save, reference, final_only=True)
     rows = []
@@ -173,9 +178,8 @@ def flow_gap(problem, optimizer_factory, learning_rates, *, flow: AbstractFlow =
     if not callable(optimizer_factory):
         raise TypeError("`optimizer_factory` must be a function of the learning rate returning an optax optimiser, "
                         "e.g. optax.sgd.")
-    for lr in learning_rates:
-        if abs(t1 / lr - round(t1 / lr)) > 1e-9 * t1 / lr:
-            raise ValueError(f"learning rate {lr:g} does not divide t1 = {t1:g}: t1/η must be a whole number of steps.")
+    _check_divides(t1, learning_rates,
+                   "learning rate {h:g} does not divide t1 = {t1:g}: t1/η must be a whole number of steps.")
     save = LinearGrid(n=2)
     ref = _get_reference(problem, flow, t1, seeds, save, reference, final_only=True)
     rows = []
