@@ -138,20 +138,14 @@ def draw_stages(run, stages: Stages | None = None, *, seed=0, axes=None, title=N
     ax.plot(ts, o["value_noise"], label="mean value noise")
     ax.plot(ts, o["value_signal"], label="value signal ⟨v, µ⟩")
     ax.set_title("value")
-    ax = axes[1]
-    ax.plot(ts, o["query_noise"], color="C0", linewidth=0.8)
-    ax.plot(ts, o["key_noise"], color="C1", linewidth=0.8, linestyle="--")
-    ax.plot([], [], color="C0", label="query noise (per neuron)")
-    ax.plot([], [], color="C1", linestyle="--", label="key noise (per neuron)")
-    ax.set_yscale("symlog", linthresh=1e-2)
-    ax.set_title("query/key noise ⟨w_s, yξ⟩ (mean over samples)")
-    ax = axes[2]
-    ax.plot(ts, o["query_signal"], color="C0", linewidth=0.8)
-    ax.plot(ts, o["key_signal"], color="C1", linewidth=0.8, linestyle="--")
-    ax.plot([], [], color="C0", label="query signal")
-    ax.plot([], [], color="C1", linestyle="--", label="key signal")
-    ax.set_yscale("symlog", linthresh=1e-2)
-    ax.set_title("query/key signal ⟨w_s, µ⟩")
+    for ax, kind, label, title in ((axes[1], "noise", "noise (per neuron)", "query/key noise ⟨w_s, yξ⟩ (mean over samples)"),
+                                   (axes[2], "signal", "signal", "query/key signal ⟨w_s, µ⟩")):
+        ax.plot(ts, o[f"query_{kind}"], color="C0", linewidth=0.8)
+        ax.plot(ts, o[f"key_{kind}"], color="C1", linewidth=0.8, linestyle="--")
+        ax.plot([], [], color="C0", label=f"query {label}")
+        ax.plot([], [], color="C1", linestyle="--", label=f"key {label}")
+        ax.set_yscale("symlog", linthresh=1e-2)
+        ax.set_title(title)
     ax = axes[3]
     for name, color in (("s11", "C2"), ("s21", "C3")):
         mean, std = o[f"{name}_mean"], o[f"{name}_std"]
