@@ -76,3 +76,93 @@ def batch_over_seeds(one, batching: str, batch_size):
         return jax.lax.map(lambda b: one(b, *shared), batch, batch_size=batch_size)
 
     return mapped
+
+
+def resolve_devices(devices):
+    """`devices` → None (one device, the default) or a tuple of distinct devices.
+
+    Accepts None, "all" (every device of the default backend, across all
+    processes after `jax.distributed.initialize`), an int N (the first N of
+    `jax.devices()`), or a sequence of `jax.Device`.
+    """
+    if devices is None:
+        return None
+    available = jax.devices()
+    if isinstance(devices, str):
+        if devices != "all":
+            raise ValueError(f"`devices` must be None, 'all', an int or a list of jax devices; got {devices!r}.")
+        return tuple(available)
+    if isinstance(devices, bool):
+        raise TypeError("`devices` must be None, 'all', an int or a list of jax devices; got a bool.")
+    if isinstance(devices, (int, np.integer)):
+        if not 1 <= devices <= len(available):
+            raise ValueError(
+                f"`devices` = {devices}, but {len(available)} {jax.default_backend()} device(s) are available. "
+                "Use fewer, or on the CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N before "
+                "importing jax to simulate N devices."
+            )
+        return tuple(available[: int(devices)])
+    if isinstance(devices, Sequence) and devices and all(isinstance(d, jax.Device) for d in devices):
+        if len({d.id for d in devices}) != len(devices):
+            raise ValueError("`devices` lists the same device twice.")
+        return tuple(devices)
+    raise TypeError(f"`devices` must be None, 'all', an int or a non-empty list of jax devices; got {devices!r}.")
+
+
+def device_mesh(devices):
+    return jax.sharding.Mesh(np.array(devices), ("seeds",))
+
+
+def shard_over_devices(batched, devices):
+    """Run `batched(items, *shared)` with the items split over `devices`:
+    `shard_map`, so each device runs its own compiled loop (its own adaptive
+    steps and `while_loop` exit) on its share of the seeds, with no
+    cross-device lockstep. The leading axis must divide by len(devices)
+    (see `pad_items`)."""
+    P = jax.sharding.PartitionSpec
+
+    def fn(items, *shared):
+        return jax.shard_map(
+            lambda it, *sh: batched(it, *sh),
+            mesh=device_mesh(devices),
+            in_specs=(P("seeds"),) + (P(),) * len(shared),
+            out_specs=P("seeds"),
+            check_vma=False,
+        )(items, *shared)
+
+    return fn
+
+
+def pad_items(items, multiple: int):
+    """Repeat the last item so the leading axis divides by `multiple`
+    (returns the padded pytree and the original count)."""
+    n = jax.tree_util.tree_leaves(items)[0].shape[0]
+    extra = (-n) % multiple
+    if extra == 0:
+        return items, n
+    return jax.tree_util.tree_map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]), items), n
+
+
+def place(items, shared, devices):
+    """Put `items` sharded along the seed axis and `shared` replicated over the
+    mesh of `devices` (global arrays, so this also works across processes)."""
+    mesh = device_mesh(devices)
+    P = jax.sharding.PartitionSpec
+    split = jax.sharding.NamedSharding(mesh, P("seeds"))
+    whole = jax.sharding.NamedSharding(mesh, P())
+
+    def put(x, sharding):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+    return (jax.tree_util.tree_map(lambda x: put(x, split), items),
+            tuple(jax.tree_util.tree_map(lambda x: put(x, whole), s) for s in shared))
+
+
+def gather(tree):
+    """Fetch a (possibly multi-process) sharded result to host numpy arrays."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.tree_util.tree_map(np.asarray, tree)

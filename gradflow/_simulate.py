@@ -1,5 +1,6 @@
 """`simulate`: integrate a problem's flow over a batch of seeds with diffrax."""
 
+import contextlib
 import math
 import time
 from collections import OrderedDict
@@ -12,7 +13,8 @@ import jax.tree_util as jtu
 import numpy as np
 
 from ._config import describe_object, run_config
-from ._devices import batch_over_seeds, resolve_batching, seeds_to_keys
+from ._devices import (batch_over_seeds, gather, pad_items, place, resolve_batching, resolve_devices, seeds_to_keys,
+                       shard_over_devices)
 from ._flows import AbstractFlow, GradientFlow
 from ._grids import AbstractGrid, LogGrid, _check_t1
 from ._problem import AbstractProblem
@@ -116,6 +118,27 @@ def classify(result, bad_total, final_nonfinite) -> np.ndarray:
     return status
 
 
+@contextlib.contextmanager
+def _checks_without_callbacks():
+    """Trace with Equinox's runtime checks set to poison the output with NaN
+    rather than raise through a host callback: JAX's persistent compilation
+    cache refuses programs with host callbacks. The only checks diffrax puts
+    in our solves are on `saveat.ts`, which gradflow's grids validate before
+    tracing; any other failure shows up as a NaN state, which `classify`
+    reports per seed (status "nonfinite")."""
+    import equinox._errors as errors
+
+    if not hasattr(errors, "EQX_ON_ERROR"):  # a future Equinox: leave it be
+        yield
+        return
+    before = errors.EQX_ON_ERROR
+    errors.EQX_ON_ERROR = "nan" if before == "raise" else before
+    try:
+        yield
+    finally:
+        errors.EQX_ON_ERROR = before
+
+
 _COMPILED: OrderedDict = OrderedDict()
 _COMPILED_SIZE = 32
 
@@ -139,7 +162,8 @@ def compiled(signature, build, example_args):
         _COMPILED.move_to_end(key)
         return _COMPILED[key], 0.0
     start = time.perf_counter()
-    fn = jax.jit(build()).lower(*example_args).compile()
+    with _checks_without_callbacks():
+        fn = jax.jit(build()).lower(*example_args).compile()
     elapsed = time.perf_counter() - start
     if key is not None:
         _COMPILED[key] = fn
@@ -210,6 +234,7 @@ def simulate(
     dt0: float | None = None,
     batching: str = "auto",
     batch_size: int | None = None,
+    devices=None,
     command: str | None = None,
     conserved: bool = False,
     _rate_table: np.ndarray | None = None,
@@ -237,6 +262,12 @@ def simulate(
       `"auto"` picks `"map"` on the CPU and `"vmap"` elsewhere. With `"map"`,
       `batch_size` vmaps that many seeds at a time. Results do not depend on
       the choice beyond floating-point reordering.
+    - `devices`: None (one device), an int N (the first N of `jax.devices()`),
+      "all", or a list of devices. Seeds are split evenly over the devices
+      with `shard_map`, so each device runs its own adaptive loop on its share
+      (batched there as `batching` says); a seed's result does not depend on
+      the number of devices. After `jax.distributed.initialize`, "all" spans
+      every process's devices (see README, "Several hosts").
     - `conserved`: also save `drift/NAME`, the drift ‖c(t) − c(0)‖ / max(‖c(0)‖, 1)
       (relative, or absolute where c(0) is small — e.g. 0 from a balanced
       initialisation) of every quantity `problem.conserved` declares (exact invariants of the
@@ -261,6 +292,7 @@ def simulate(
     if _rate_table is not None:
         items["rates"] = jnp.asarray(_rate_table)
     batching = resolve_batching(batching, batch_size)
+    devices = resolve_devices(devices)
     ts = save.times(t1)
     guarded = isinstance(stepsize_controller, dfx.AbstractAdaptiveStepSizeController)
     # A PID controller's rtol/atol are runtime arguments, so a ladder of
@@ -349,20 +381,27 @@ def simulate(
                 "final_nonfinite": ~_all_finite(final_state),
             }
 
-        return batch_over_seeds(one, batching, batch_size)
+        batched = batch_over_seeds(one, batching, batch_size)
+        return batched if devices is None else shard_over_devices(batched, devices)
 
     # dt0 and a PID controller's tolerances are runtime arguments, so ladders of
     # step sizes or tolerances share one compile.
     signature = (
         "simulate", problem, flow, solver, controller, ts_tuple, t1, stop, max_steps, dt0 is None, progress,
-        batching, batch_size, bool(conserved),
+        batching, batch_size, bool(conserved), None if devices is None else tuple(d.id for d in devices),
     )
     step = jnp.asarray(0.0 if dt0 is None else dt0)
-    fn, compile_time = compiled(signature, build, (items, step, tol))
+    n_items = keys.shape[0]
+    args = (items, step, tol)
+    if devices is not None:
+        padded, n_items = pad_items(items, len(devices))
+        padded, shared = place(padded, (step, tol), devices)
+        args = (padded, *shared)
+    fn, compile_time = compiled(signature, build, args)
     start = time.perf_counter()
-    out = jax.block_until_ready(fn(items, step, tol))
+    out = jax.block_until_ready(fn(*args))
     wall = time.perf_counter() - start
-    out = jtu.tree_map(np.asarray, out)
+    out = jtu.tree_map(lambda x: x[:n_items], gather(out))
 
     status = classify(out["result"], out["bad_total"], out["final_nonfinite"])
     unsaved = ~np.isfinite(out["obs_ts"])
@@ -388,7 +427,7 @@ def simulate(
     _, skeleton = split_arrays(model_struct)
     config = run_config(
         "simulate", problem=problem, save=save, seeds=seed_record, batching=batching, batch_size=batch_size,
-        command=command, flow=flow.config(), solver=describe_object(solver),
+        devices=None if devices is None else [str(d) for d in devices], command=command, flow=flow.config(), solver=describe_object(solver),
         stepsize_controller=describe_object(stepsize_controller), t1=t1, dt0=dt0, max_steps=max_steps,
         stop=describe_object(stop), conserved=bool(conserved),
     )

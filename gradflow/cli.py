@@ -48,6 +48,7 @@ def _parser():
     r.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     r.add_argument("--x32", action="store_true", help="float32 instead of float64")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _cache_options(r)
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     b = sub.add_parser("bench", help="benchmarks: `gradflow bench accuracy --problem NAME`")
@@ -63,6 +64,7 @@ def _parser():
     acc.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a problem field")
     acc.add_argument("--out", default=None, help="output directory (default runs/accuracy-PROBLEM-TIME)")
     acc.add_argument("--x32", action="store_true", help="float32 instead of float64")
+    _cache_options(acc)
     acc.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     sub.add_parser("problems", help="list problems and their fields")
@@ -70,6 +72,25 @@ def _parser():
     pl.add_argument("directory")
     pl.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return p
+
+
+def _cache_options(parser):
+    parser.add_argument("--cache-dir", default=None,
+                        help="persistent compilation cache (default $GRADFLOW_CACHE_DIR or ~/.cache/gradflow/jax)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the compilation cache")
+
+
+def _start_cache(args):
+    """The CLI keeps compiled solves on disk unless --no-cache: a second run of
+    the same configuration skips XLA compilation."""
+    if getattr(args, "no_cache", True):
+        return
+    from ._cache import enable_compile_cache
+
+    try:
+        enable_compile_cache(args.cache_dir)
+    except ValueError as e:
+        raise CLIError(f"--cache-dir: {e}") from None
 
 
 def _convert(name, text, default):
@@ -337,6 +358,7 @@ def main(argv=None) -> int:
         import jax
 
         jax.config.update("jax_enable_x64", not getattr(args, "x32", False))
+        _start_cache(args)
         return {"run": cmd_run, "problems": cmd_problems, "plot": cmd_plot, "bench": cmd_bench}[args.command](args)
     except CLIError as e:
         if debug:

@@ -1,6 +1,18 @@
-"""Shared test setup: float64 once for the whole session, helpers, small problems."""
+"""Shared test setup: float64 once for the whole session, four simulated CPU
+devices (for sharding tests; set before jax is imported), helpers, small problems."""
 
-import jax
+import os
+
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
+
+# CLI tests switch on the persistent compile cache: keep it out of the home directory.
+if "GRADFLOW_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["GRADFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradflow-test-cache-")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 

@@ -28,23 +28,29 @@ def ls_reference():
         (dfx.Heun(), 2, [16, 32, 64, 128]),
         (dfx.Bosh3(), 3, [16, 32, 64, 128]),
         (dfx.Tsit5(), 5, [32, 48, 64, 96]),
-        (dfx.Dopri8(), 8, [4, 5, 6, 8]),
     ],
-    ids=["euler", "heun", "bosh3", "tsit5", "dopri8"],
+    ids=["euler", "heun", "bosh3", "tsit5"],
 )
 def test_convergence_orders_on_least_squares(solver, order, steps, ls_reference):
     table = convergence_order(LS, solver, [T1 / n for n in steps], t1=T1, seeds=2, reference=ls_reference)
     errors = table.column("param error")
     # Ladders keep the smallest error well above float64 round-off (~1e-13 relative).
     assert errors.min() > 1e-13, errors
-    if order == 8:
-        # Dopri8's stability polynomial matches e^z to 1.3e-3 relative in its z^9
-        # term, so on a linear flow the z^10 term dominates until the error is far
-        # below float64 round-off: the measurable slope is ~10, never 8 (see
-        # benchmarks/README.md). Here we can only check "at least 8".
-        assert table.meta["order"] >= order - 0.5, str(table)
-        return
     assert abs(table.meta["order"] - order) <= 0.5, str(table)
+    assert table.meta["ci95"][0] <= table.meta["order"] <= table.meta["ci95"][1]
+
+
+def test_dopri8_order_on_least_squares_through_a_diagonal_network():
+    # On *linear* least squares Dopri8's stability polynomial matches e^z to 1.3e-3
+    # relative in its z^9 term, so the z^10 term dominates until the error is far
+    # below float64 round-off and the measurable slope is ~10, never 8 (see
+    # benchmarks/README.md). The same squared loss through β = u⊙u − v⊙v is a
+    # nonlinear flow with a closed form, where the order-8 regime is measurable.
+    problem, t1 = DiagonalLinear(n=8, p=4, sparsity=2, alpha=0.5), 2.0
+    table = convergence_order(problem, dfx.Dopri8(), [t1 / n for n in (8, 10, 12, 16)], t1=t1, seeds=2)
+    assert table.column("param error").min() > 1e-12  # above round-off, so the slope is the method's
+    assert "closed form" in table.meta["reference"]
+    assert abs(table.meta["order"] - 8) <= 0.5, str(table)
     assert table.meta["ci95"][0] <= table.meta["order"] <= table.meta["ci95"][1]
 
 
