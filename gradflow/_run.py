@@ -44,7 +44,8 @@ class Run:
       array (`run.final.W[k]` is seed k's W at its final time).
     - `stats`: per seed `steps`, `accepted`, `rejected`, `gradient_evaluations`,
       `status` (a `gradflow.Status`), `result` (diffrax's code), `t_final`;
-      per call `wall_time` and `compile_time` (seconds).
+      per call `wall_time` and `compile_time` (seconds) and `started_at` (Unix
+      time the compiled solve began).
     - `config`: a JSON-serialisable record of everything that produced it.
     """
 

@@ -357,7 +357,9 @@ def simulate(
                 y0=flow_i.init(params),
                 saveat=saveat,
                 stepsize_controller=ctrl,
-                event=dfx.Event(cond),
+                # An adaptive solve's guard already ends a seed on NaN/Inf; an event
+                # (checked every step) is only needed for fixed steps or a stop rule.
+                event=dfx.Event(cond) if (stop is not None or not guarded) else None,
                 max_steps=max_steps,
                 throw=False,
                 progress_meter=meter,
@@ -398,6 +400,7 @@ def simulate(
         padded, shared = place(padded, (step, tol), devices)
         args = (padded, *shared)
     fn, compile_time = compiled(signature, build, args)
+    started_at = time.time()
     start = time.perf_counter()
     out = jax.block_until_ready(fn(*args))
     wall = time.perf_counter() - start
@@ -423,6 +426,7 @@ def simulate(
         "t_final": out["t_final"],
         "wall_time": np.array(wall),
         "compile_time": np.array(compile_time),
+        "started_at": np.array(started_at),  # Unix time the compiled solve began
     }
     _, skeleton = split_arrays(model_struct)
     config = run_config(

@@ -83,3 +83,34 @@ def test_compile_cache_writes_and_is_reused(tmp_path):
     assert files_again == files, (sorted(files), sorted(files_again))
     # XLA compilation is skipped; what remains is tracing and lowering.
     assert second < first, (first, second)
+
+
+TWO_HOSTS = textwrap.dedent("""
+    import sys, jax
+    jax.config.update("jax_enable_x64", True)
+    jax.distributed.initialize(coordinator_address=sys.argv[1], num_processes=2, process_id=int(sys.argv[2]))
+    import numpy as np, gradflow as gf
+    from gradflow.problems import TwoLayerLinear
+    run = gf.simulate(TwoLayerLinear(init_kind="random", init_scale=0.1), t1=5.0, seeds=6, save=gf.LogGrid(n=12),
+                      batching="map", devices="all")
+    assert jax.process_count() == 2 and len(run.config["devices"]) == 4
+    np.savez(sys.argv[3], loss=run.obs["loss"], steps=run.stats["steps"])
+""")
+
+
+def test_two_processes_over_localhost_equal_one(unsharded, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a free port for the coordinator
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    procs = [subprocess.Popen([sys.executable, "-c", TWO_HOSTS, address, str(i), str(tmp_path / f"p{i}.npz")],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out[-3000:]
+    for i in (0, 1):  # every process gathers every seed
+        got = np.load(tmp_path / f"p{i}.npz")
+        assert np.allclose(got["loss"], unsharded.obs["loss"], rtol=0, atol=1e-12)
+        assert (got["steps"] == unsharded.stats["steps"]).all()
