@@ -307,15 +307,26 @@ def simulate(
     meter = dfx.TqdmProgressMeter() if progress else dfx.NoProgressMeter()
     ts_tuple = tuple(float(t) for t in ts)
 
+    # The flow's numbers (ε, Adam's a and b, rates) are runtime arguments too, so a
+    # ladder of ε or of rates shares one compile; its structure is compiled in.
+    flow_leaves, flow_def = jtu.tree_flatten(flow)
+    is_number = [isinstance(x, float) for x in flow_leaves]
+    flow_numbers = jnp.asarray([x for x, n in zip(flow_leaves, is_number) if n], dtype=float)
+    flow_static = tuple(None if n else x for x, n in zip(flow_leaves, is_number))
+
+    def flow_from(numbers):
+        it = iter(range(numbers.shape[0]))
+        return jtu.tree_unflatten(flow_def, [numbers[next(it)] if n else x for x, n in zip(flow_static, is_number)])
+
     def build():
-        def one(item, step, tol):
-            flow_i = flow
+        def one(item, step, tol, flow_numbers):
+            flow_i = flow_from(flow_numbers)
             ctrl = controller
             if traced_tol:
                 ctrl = _Guard(eqx.tree_at(lambda c: (c.rtol, c.atol), stepsize_controller_static, (tol[0], tol[1])))
             if "rates" in item:
                 flow_i = eqx.tree_at(
-                    lambda f: [pair[1] for pair in f.rates], flow, [item["rates"][i] for i in range(len(flow.rates))]
+                    lambda f: [pair[1] for pair in f.rates], flow_i, [item["rates"][i] for i in range(len(flow.rates))]
                 )
             model, data = problem.init(item["key"])
             params, rest = eqx.partition(model, problem.trainable(model))
@@ -389,15 +400,15 @@ def simulate(
     # dt0 and a PID controller's tolerances are runtime arguments, so ladders of
     # step sizes or tolerances share one compile.
     signature = (
-        "simulate", problem, flow, solver, controller, ts_tuple, t1, stop, max_steps, dt0 is None, progress,
+        "simulate", problem, flow_def, flow_static, solver, controller, ts_tuple, t1, stop, max_steps, dt0 is None, progress,
         batching, batch_size, bool(conserved), None if devices is None else tuple(d.id for d in devices),
     )
     step = jnp.asarray(0.0 if dt0 is None else dt0)
     n_items = keys.shape[0]
-    args = (items, step, tol)
+    args = (items, step, tol, flow_numbers)
     if devices is not None:
         padded, n_items = pad_items(items, len(devices))
-        padded, shared = place(padded, (step, tol), devices)
+        padded, shared = place(padded, (step, tol, flow_numbers), devices)
         args = (padded, *shared)
     fn, compile_time = compiled(signature, build, args)
     started_at = time.time()
