@@ -89,6 +89,42 @@ def headline(names):
     return "\n".join(lines)
 
 
+def _cost(row):
+    """Gradient evaluations per seed; for an implicit solver (uncounted Newton
+    iterations) its steps, which then order its own rows."""
+    evals = float(row.get("gradient evaluations", np.nan))
+    return evals if np.isfinite(evals) else float(row.get("steps", np.nan))
+
+
+def _cost_text(row):
+    evals = float(row.get("gradient evaluations", np.nan))
+    return f"{evals:,.0f}" if np.isfinite(evals) else f"{float(row['steps']):,.0f} steps"
+
+
+def cost_table(name):
+    """Markdown: per solver, gradients per seed to reach trajectory error 1e-3 / 1e-6 / 1e-9
+    in float64 (the cheapest row reaching it) and the smallest error any float32 row reached."""
+    from _common import RESULTS
+
+    table = Table.load(RESULTS / f"accuracy_{name}.json")
+    lines = [f"**{name}** ({table.meta.get('reference')}; t1 = {table.meta.get('t1'):g})", "",
+             "| solver | to 1e-3 | to 1e-6 | to 1e-9 | float32 floor |", "| --- | ---: | ---: | ---: | ---: |"]
+    for solver in dict.fromkeys(r["solver"] for r in table.rows):
+        rows = [r for r in table.rows if r["solver"] == solver and "skipped" not in r]
+        if not rows:
+            lines.append(f"| {solver} | skipped | | | |")
+            continue
+        cells = []
+        for target in (1e-3, 1e-6, 1e-9):
+            ok = [r for r in rows if r["precision"] == "float64" and trajectory_error(r) <= target]
+            best = min(ok, key=_cost, default=None)
+            cells.append("–" if best is None else _cost_text(best))
+        f32 = [trajectory_error(r) for r in rows if r["precision"] == "float32" and np.isfinite(trajectory_error(r))]
+        cells.append(f"{min(f32):.1e}" if f32 else "–")
+        lines.append(f"| {solver} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def run_problem(name, quick, x32, seeds):
     problem, flow, t1 = PROBLEMS[name]()
     save = gf.LinearGrid(n=11)
@@ -156,6 +192,9 @@ def main():
         parser.error(f"unknown problems {bad}; choose from {list(PROBLEMS)}")
     if args.headline:
         print(headline(names))
+        for name in names:
+            print()
+            print(cost_table(name))
         return
     for name in names:
         table = run_problem(name, args.quick, not args.no_x32, args.seeds)

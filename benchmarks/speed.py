@@ -128,7 +128,7 @@ def _all_floats(model):
                            if np.issubdtype(np.asarray(x).dtype, np.floating)])
 
 
-def scipy_rows(problem, ref, seeds, rtols):
+def scipy_rows(problem, ref, seeds, rtols, t1):
     from scipy.integrate import solve_ivp
 
     rows = []
@@ -144,7 +144,7 @@ def scipy_rows(problem, ref, seeds, rtols):
                 rhs(flat).block_until_ready()  # compile outside the timing
                 fun = lambda t, y: np.asarray(rhs(y))  # noqa: E731
                 start = time.perf_counter()
-                sol = solve_ivp(fun, (0.0, T1), np.asarray(flat), method=method, rtol=rtol, atol=rtol * 1e-2)
+                sol = solve_ivp(fun, (0.0, t1), np.asarray(flat), method=method, rtol=rtol, atol=rtol * 1e-2)
                 wall += time.perf_counter() - start
                 nfev += sol.nfev
                 finals.append(_all_floats(eqx.combine(unravel(jnp.asarray(sol.y[:, -1])), rest)))
@@ -180,8 +180,8 @@ def part_alternatives(quick, seeds):
                              "compile_s": float(run.stats["compile_time"])})
                 print(f"    {rows[-1]['method']}: {wall:.3f} s", flush=True)
         if not quick or name == "cooccurrence":
-            rows += scipy_rows(problem, ref, seeds if not quick else 1, (1e-4, 1e-6))
-        rows += torch_rows(name, problem, ref, seeds)
+            rows += scipy_rows(problem, ref, seeds if not quick else 1, (1e-4, 1e-6), t1)
+        rows += torch_rows(name, problem, ref, seeds, t1)
         gd_row = rows[0]
         for r in rows[1:]:
             if r.get("wall_s"):
@@ -204,7 +204,7 @@ def part_alternatives(quick, seeds):
     return out
 
 
-def torch_rows(name, problem, ref, seeds):
+def torch_rows(name, problem, ref, seeds, t1):
     try:
         import torch  # noqa: F401
         import torchdiffeq  # noqa: F401
@@ -214,7 +214,7 @@ def torch_rows(name, problem, ref, seeds):
         return [{"method": "torchdiffeq dopri5", "skipped": msg}]
     from torch_port import torchdiffeq_rows
 
-    return torchdiffeq_rows(name, problem, ref, seeds, T1, (1e-4, 1e-6))
+    return torchdiffeq_rows(name, problem, ref, seeds, t1, (1e-4, 1e-6))
 
 
 # ---------------------------------------------------------------------------- overhead
