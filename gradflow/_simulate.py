@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
+from . import _programs
 from ._config import describe_object, run_config
 from ._devices import (batch_over_seeds, gather, pad_items, place, resolve_batching, resolve_devices, seeds_to_keys,
                        shard_over_devices)
@@ -163,7 +164,11 @@ def compiled(signature, build, example_args):
         return _COMPILED[key], 0.0
     start = time.perf_counter()
     with _checks_without_callbacks():
-        fn = jax.jit(build()).lower(*example_args).compile()
+        path = _programs.program_path(key)
+        call = None if path is None else _programs.load(path)
+        if call is None and path is not None:
+            call = _programs.store(path, jax.jit(build()), example_args)
+        fn = jax.jit(call if call is not None else build()).lower(*example_args).compile()
     elapsed = time.perf_counter() - start
     if key is not None:
         _COMPILED[key] = fn
@@ -384,8 +389,9 @@ def simulate(
                 "obs": sol.ys[0],
                 "obs_ts": sol.ts[0],
                 "t_final": sol.ts[1][-1],
-                "initial": split_arrays(model)[0],
-                "final": split_arrays(eqx.combine(flow_i.params(final_state), rest))[0],
+                # Plain lists of arrays (no model classes), so the program can be exported.
+                "initial": jtu.tree_leaves(split_arrays(model)[0]),
+                "final": jtu.tree_leaves(split_arrays(eqx.combine(flow_i.params(final_state), rest))[0]),
                 "result": sol.result._value,
                 "steps": sol.stats["num_steps"],
                 "accepted": sol.stats["num_accepted_steps"],
@@ -439,7 +445,10 @@ def simulate(
         "compile_time": np.array(compile_time),
         "started_at": np.array(started_at),  # Unix time the compiled solve began
     }
-    _, skeleton = split_arrays(model_struct)
+    arrays_struct, skeleton = split_arrays(model_struct)
+    arrays_def = jtu.tree_structure(arrays_struct)
+    out["initial"] = jtu.tree_unflatten(arrays_def, out["initial"])
+    out["final"] = jtu.tree_unflatten(arrays_def, out["final"])
     config = run_config(
         "simulate", problem=problem, save=save, seeds=seed_record, batching=batching, batch_size=batch_size,
         devices=None if devices is None else [str(d) for d in devices], command=command, flow=flow.config(), solver=describe_object(solver),
