@@ -369,17 +369,27 @@ def part_batching(quick, seeds):
     print(table(rows, [("strategy", "s"), ("wall_s", ".3f"), ("per_seed_ms", ".2f"), ("vs_loop", ".2f")]), flush=True)
     memory = []
     for batch_size in (None, 64):
+        # Peak RSS of the whole process (dominated by XLA's compiler) and XLA's own
+        # accounting of the solve's buffers (arguments, outputs, temporaries).
         code = ("import resource, jax; jax.config.update('jax_enable_x64', True)\n"
                 "import diffrax as dfx, gradflow as gf\nfrom gradflow.problems import Cooccurrence\n"
+                "from gradflow import _simulate\n"
                 f"gf.simulate(Cooccurrence(d=16, m=32), t1={T1}, seeds=512, batching='vmap' if {batch_size!r} is None "
                 f"else 'map', batch_size={batch_size!r}, save=gf.LinearGrid(n=31))\n"
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+                "m = list(_simulate._COMPILED.values())[-1].memory_analysis()\n"
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, m.temp_size_in_bytes + "
+                "m.argument_size_in_bytes + m.output_size_in_bytes)")
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               env={**os.environ, "XLA_FLAGS": ""})
-        peak = int(proc.stdout.split()[-1]) / 1024 if proc.returncode == 0 else None
-        memory.append({"seeds": 512, "batch_size": batch_size, "peak_rss_mib": peak})
-        print(f"[batching] 512 seeds, {'vmap all' if batch_size is None else f'batch_size {batch_size}'}: "
-              f"peak RSS {peak if peak is None else round(peak)} MiB", flush=True)
+        if proc.returncode == 0:
+            rss, xla = proc.stdout.split()[-2:]
+            peak, buffers = int(rss) / 1024, int(xla) / 2**20
+        else:
+            peak = buffers = None
+        memory.append({"seeds": 512, "batch_size": batch_size, "peak_rss_mib": peak, "xla_buffers_mib": buffers})
+        print(f"[batching] 512 seeds, {'vmap all' if batch_size is None else f'map, batch_size {batch_size}'}: "
+              f"peak RSS {peak if peak is None else round(peak)} MiB, XLA buffers "
+              f"{buffers if buffers is None else round(buffers, 1)} MiB", flush=True)
     return {"rows": rows, "memory": memory}
 
 

@@ -1,6 +1,8 @@
 """`simulate`: integrate a problem's flow over a batch of seeds with diffrax."""
 
 import contextlib
+import json
+import os
 import math
 import time
 from collections import OrderedDict
@@ -12,7 +14,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
-from . import _programs
+from . import _checkpoint, _programs
 from ._config import describe_object, run_config
 from ._devices import (batch_over_seeds, gather, pad_items, place, resolve_batching, resolve_devices, seeds_to_keys,
                        shard_over_devices)
@@ -62,10 +64,12 @@ class _Guard(dfx.AbstractAdaptiveStepSizeController):
     def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
         t, state = self.inner.init(terms, t0, t1, y0, dt0, args, func, error_order)
         zero = jnp.array(0, dtype=jnp.int32)
-        return t, (state, zero, zero, zero)
+        # The last proposed step, so a checkpointed solve resumes with the step the
+        # uninterrupted solve would have taken.
+        return t, (state, zero, zero, zero, t - t0)
 
     def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state):
-        inner_state, n_bad, n_rej, bad_total = controller_state
+        inner_state, n_bad, n_rej, bad_total, _ = controller_state
         keep, t0n, t1n, jump, inner_state, result = self.inner.adapt_step_size(
             t0, t1, y0, y1_candidate, args, y_error, error_order, inner_state
         )
@@ -76,7 +80,7 @@ class _Guard(dfx.AbstractAdaptiveStepSizeController):
         collapsed = (t1n - t0n) < _MIN_RELATIVE_STEP * jnp.abs(t0n)
         trip = (n_bad >= _MAX_NONFINITE) | (n_rej >= _MAX_REJECTED) | collapsed
         result = dfx.RESULTS.where(trip, dfx.RESULTS.dt_min_reached, result)
-        return keep, t0n, t1n, jump, (inner_state, n_bad, n_rej, bad_total), result
+        return keep, t0n, t1n, jump, (inner_state, n_bad, n_rej, bad_total, t1n - t0n), result
 
 
 def _all_finite(tree):
@@ -240,6 +244,9 @@ def simulate(
     batching: str = "auto",
     batch_size: int | None = None,
     devices=None,
+    checkpoint_dir=None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
     command: str | None = None,
     conserved: bool = False,
     _rate_table: np.ndarray | None = None,
@@ -273,6 +280,15 @@ def simulate(
       (batched there as `batching` says); a seed's result does not depend on
       the number of devices. After `jax.distributed.initialize`, "all" spans
       every process's devices (see README, "Several hosts").
+    - `checkpoint_dir`, `checkpoint_every`, `resume`: integrate in segments of
+      `checkpoint_every` steps per seed, carrying diffrax's solver and
+      controller state across segments (the trajectory is that of one solve, to
+      round-off), and after each segment write the state and the observables
+      saved so far to `checkpoint_dir` atomically. With `resume=True` a run
+      continues from the last complete segment found there (and starts afresh
+      if there is none); a checkpoint of another configuration is refused.
+      `max_steps` is then checked at segment ends. Progress (with `progress`)
+      is a line per segment.
     - `conserved`: also save `drift/NAME`, the drift ‖c(t) − c(0)‖ / max(‖c(0)‖, 1)
       (relative, or absolute where c(0) is small — e.g. 0 from a balanced
       initialisation) of every quantity `problem.conserved` declares (exact invariants of the
@@ -298,6 +314,11 @@ def simulate(
         items["rates"] = jnp.asarray(_rate_table)
     batching = resolve_batching(batching, batch_size)
     devices = resolve_devices(devices)
+    if checkpoint_dir is not None:
+        checkpoint_dir = _check_checkpointing(checkpoint_dir, checkpoint_every, devices)
+        progress_lines, progress = progress, False  # segments report progress, not a host callback
+    elif resume:
+        raise ValueError("`resume=True` needs `checkpoint_dir`, the directory holding the checkpoint.")
     ts = save.times(t1)
     guarded = isinstance(stepsize_controller, dfx.AbstractAdaptiveStepSizeController)
     # A PID controller's rtol/atol are runtime arguments, so a ladder of
@@ -323,7 +344,9 @@ def simulate(
         it = iter(range(numbers.shape[0]))
         return jtu.tree_unflatten(flow_def, [numbers[next(it)] if n else x for x, n in zip(flow_static, is_number)])
 
-    def build():
+    segment_steps = None if checkpoint_dir is None else checkpoint_every
+
+    def build(with_carry=False):
         def one(item, step, tol, flow_numbers):
             flow_i = flow_from(flow_numbers)
             ctrl = controller
@@ -360,23 +383,33 @@ def simulate(
                     return bad
                 return bad | stop(loss_p, grad_fn, flow_i.params(y))
 
+            carry = item.get("carry")
+            segmented = segment_steps is not None
+            if carry is None:
+                t_start, y_start, ts_now = 0.0, flow_i.init(params), jnp.asarray(ts_tuple)
+                resume = {"dt0": None if dt0 is None else step}
+            else:  # a later segment: continue exactly where the last one stopped
+                t_start, y_start = carry["t"], carry["y"]
+                ts_now = jnp.maximum(jnp.asarray(ts_tuple), t_start)  # times already passed: saved before
+                resume = {"dt0": carry["dt"], "solver_state": carry["solver_state"],
+                          "controller_state": carry["controller_state"], "made_jump": carry["made_jump"]}
             saveat = dfx.SaveAt(
-                subs=[dfx.SubSaveAt(ts=jnp.asarray(ts_tuple), fn=observe), dfx.SubSaveAt(t1=True)],
-                controller_state=True,
+                subs=[dfx.SubSaveAt(ts=ts_now, fn=observe), dfx.SubSaveAt(t1=True)],
+                controller_state=True, solver_state=segmented, made_jump=segmented,
             )
             sol = dfx.diffeqsolve(
                 dfx.ODETerm(vector_field),
                 solver,
-                t0=0.0,
+                t0=t_start,
                 t1=t1,
-                dt0=None if dt0 is None else step,
-                y0=flow_i.init(params),
+                y0=y_start,
+                **resume,
                 saveat=saveat,
                 stepsize_controller=ctrl,
                 # An adaptive solve's guard already ends a seed on NaN/Inf; an event
                 # (checked every step) is only needed for fixed steps or a stop rule.
                 event=dfx.Event(cond) if (stop is not None or not guarded) else None,
-                max_steps=max_steps,
+                max_steps=max_steps if segment_steps is None else segment_steps,
                 throw=False,
                 progress_meter=meter,
             )
@@ -398,8 +431,18 @@ def simulate(
                 "rejected": sol.stats["num_rejected_steps"],
                 "bad_total": bad_total,
                 "final_nonfinite": ~_all_finite(final_state),
+                **({"carry": {"t": sol.ts[1][-1], "y": final_state, "solver_state": sol.solver_state,
+                              "controller_state": sol.controller_state, "made_jump": sol.made_jump,
+                              "dt": sol.controller_state[4] if guarded else step}} if segmented else {}),
             }
 
+        if with_carry:  # later segments: seeds already finished are skipped
+            def one_or_skip(item, *shared):
+                shape = jax.eval_shape(lambda: one(item, *shared))
+                return jax.lax.cond(item["done"], lambda: jtu.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shape),
+                                    lambda: one(item, *shared))
+
+            return batch_over_seeds(one_or_skip, batching, batch_size)
         batched = batch_over_seeds(one, batching, batch_size)
         return batched if devices is None else shard_over_devices(batched, devices)
 
@@ -416,12 +459,22 @@ def simulate(
         padded, n_items = pad_items(items, len(devices))
         padded, shared = place(padded, (step, tol, flow_numbers), devices)
         args = (padded, *shared)
-    fn, compile_time = compiled(signature, build, args)
-    started_at = time.time()
-    start = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
-    wall = time.perf_counter() - start
-    out = jtu.tree_map(lambda x: x[:n_items], gather(out))
+    if checkpoint_dir is None:
+        fn, compile_time = compiled(signature, build, args)
+        started_at = time.time()
+        start = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        wall = time.perf_counter() - start
+        out = jtu.tree_map(lambda x: x[:n_items], gather(out))
+    else:
+        fingerprint = json.dumps([describe_object(x) for x in (problem, flow, solver, stepsize_controller, stop)]
+                                 + [ts_tuple, t1, dt0, max_steps, checkpoint_every, seed_record, batching, batch_size,
+                                    bool(conserved), bool(jax.config.jax_enable_x64),
+                                    None if _rate_table is None else np.asarray(_rate_table).tolist()],
+                                 sort_keys=True, default=str)
+        out, wall, compile_time, started_at = _run_segments(
+            signature + ("segments", checkpoint_every), build, args, checkpoint_dir, fingerprint, resume,
+            max_steps, progress_lines)
 
     status = classify(out["result"], out["bad_total"], out["final_nonfinite"])
     unsaved = ~np.isfinite(out["obs_ts"])
@@ -464,6 +517,99 @@ def simulate(
         config=config,
         problem=problem,
     )
+
+
+def _check_checkpointing(checkpoint_dir, checkpoint_every, devices):
+    from pathlib import Path
+
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
+        raise ValueError(f"`checkpoint_every` must be a whole number of steps >= 1; got {checkpoint_every!r}.")
+    if devices is not None:
+        raise ValueError("`checkpoint_dir` cannot yet be combined with `devices`; checkpoint per device count of one.")
+    path = Path(checkpoint_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"`checkpoint_dir` {path} exists and is not a directory.")
+    probe = path if path.exists() else path.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise ValueError(f"`checkpoint_dir` {path}: {probe} is not writable.")
+    return path
+
+
+_MAX_STEPS_CODE = _code(dfx.RESULTS.max_steps_reached)
+
+
+def _run_segments(signature, build, args, directory, fingerprint, resume, max_steps, progress_lines):
+    """Integrate segment by segment (see `simulate`'s `checkpoint_dir`): returns
+    (outputs as one uninterrupted solve would give them, wall s, compile s, start time)."""
+    items = args[0]
+    first_fn, compile_first = compiled(signature + ("first",), build, args)
+    n = jtu.tree_leaves(items)[0].shape[0]
+    state = None
+    segment = 0
+    template = getattr(first_fn, "out_info", None) or jax.eval_shape(build(), *args)
+    template = {"out": template, "done": jax.ShapeDtypeStruct((n,), jnp.bool_)}
+    if resume:
+        loaded = _checkpoint.read(directory, fingerprint, template)
+        if loaded is not None:
+            state, segment = loaded
+    started_at = time.time()
+    start = time.perf_counter()
+    if state is None:
+        out = jtu.tree_map(np.asarray, jax.block_until_ready(first_fn(*args)))
+        state = {"out": out, "done": _finished(out, max_steps)}
+        segment = 1
+        _checkpoint.write(directory, state, fingerprint, segment)
+        _report(progress_lines, segment, state)
+    compile_cont = 0.0
+    while not state["done"].all():
+        cont_args = ({**items, "carry": state["out"]["carry"], "done": state["done"]}, *args[1:])
+        cont_fn, seconds = compiled(signature + ("cont",), lambda: build(with_carry=True), cont_args)
+        compile_cont += seconds
+        new = jtu.tree_map(np.asarray, jax.block_until_ready(cont_fn(*cont_args)))
+        state = {"out": _merge(state["out"], new, ~state["done"]), "done": None}
+        state["done"] = _finished(state["out"], max_steps)
+        segment += 1
+        _checkpoint.write(directory, state, fingerprint, segment)
+        _report(progress_lines, segment, state)
+    out = dict(state["out"])
+    out.pop("carry")
+    return out, time.perf_counter() - start - compile_cont, compile_first + compile_cont, started_at
+
+
+def _finished(out, max_steps):
+    """Seeds that are done: ended for any reason other than the segment's step
+    budget, or out of their total `max_steps`."""
+    return (out["result"] != _MAX_STEPS_CODE) | (out["steps"] >= max_steps)
+
+
+def _merge(old, new, active):
+    """The outputs of one solve from those of the segments so far (`old`) and the
+    next one (`new`), for the seeds still running (`active`)."""
+    def pick(a, b):
+        mask = active.reshape(active.shape + (1,) * (np.ndim(a) - 1))
+        return np.where(mask, b, a)
+
+    merged = {k: jtu.tree_map(pick, old[k], new[k]) for k in ("t_final", "final", "result", "bad_total",
+                                                              "final_nonfinite", "carry")}
+    merged["initial"] = old["initial"]
+    for k in ("steps", "accepted", "rejected"):
+        merged[k] = old[k] + np.where(active, new[k], 0)
+    # An observable is taken from the segment that reached its save time first.
+    fresh = active[:, None] & np.isfinite(new["obs_ts"]) & ~np.isfinite(old["obs_ts"])
+    merged["obs_ts"] = np.where(fresh, new["obs_ts"], old["obs_ts"])
+    merged["obs"] = {k: np.where(fresh.reshape(fresh.shape + (1,) * (np.ndim(v) - 2)), new["obs"][k], v)
+                     for k, v in old["obs"].items()}
+    return merged
+
+
+def _report(progress_lines, segment, state):
+    if not progress_lines:
+        return
+    out = state["out"]
+    print(f"segment {segment}: t = {np.min(out['t_final']):.4g} … {np.max(out['t_final']):.4g}, "
+          f"{int(state['done'].sum())}/{state['done'].size} seeds done, steps {int(np.max(out['steps']))}", flush=True)
 
 
 def sweep(

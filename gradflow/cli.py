@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import json
 import os
 import shlex
 import sys
@@ -48,6 +49,11 @@ def _parser():
     r.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     r.add_argument("--x32", action="store_true", help="float32 instead of float64")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--checkpoint-every", type=int, default=1000, metavar="STEPS",
+                   help="integrate in segments of this many steps, checkpointing each to OUT/checkpoint (default 1000)")
+    r.add_argument("--no-checkpoint", action="store_true", help="one solve, no checkpoints")
+    r.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the interrupted run in DIR from its last checkpoint (other options are ignored)")
     _cache_options(r)
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
@@ -256,9 +262,34 @@ def _check_out(out: Path, force: bool):
         raise CLIError(f"--out {out} exists and is not a directory")
 
 
+def _resume_args(args):
+    """`--resume DIR`: the options the run in DIR was started with, plus resume."""
+    directory = Path(args.resume)
+    saved = directory / "command.json"
+    if not saved.exists():
+        raise CLIError(f"--resume {directory}: no command.json there; it is not a run started by `gradflow run` "
+                       "with checkpoints")
+    if (directory / "run.json").exists():
+        raise CLIError(f"--resume {directory}: that run already finished (run.json exists)")
+    try:
+        argv = json.loads(saved.read_text())["argv"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CLIError(f"--resume {directory}: command.json is damaged ({e})") from None
+    new = _parser().parse_args(argv)
+    new.resume_into = directory
+    for name in ("no_cache", "cache_dir"):
+        setattr(new, name, getattr(args, name))
+    return new
+
+
 def cmd_run(args):
     from .problems import DEFAULT_T1
 
+    if args.resume is not None:
+        args = _resume_args(args)
+    resume_into = getattr(args, "resume_into", None)
+    if args.checkpoint_every < 1:
+        raise CLIError(f"--checkpoint-every must be >= 1; got {args.checkpoint_every}")
     if args.seeds < 1:
         raise CLIError(f"--seeds must be >= 1; got {args.seeds}")
     if args.max_steps < 1:
@@ -275,7 +306,18 @@ def cmd_run(args):
     solver, controller = _solver(args)
     flow = _flow(args)
     out = Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    _check_out(out, args.force)
+    if resume_into is not None:
+        out = resume_into
+    else:
+        _check_out(out, args.force)
+    checkpoint = None if args.no_checkpoint else out / "checkpoint"
+    if checkpoint is not None and resume_into is None:
+        out.mkdir(parents=True, exist_ok=True)
+        if (out / "checkpoint").exists():
+            import shutil
+
+            shutil.rmtree(out / "checkpoint")  # --force over an old run: start afresh
+        (out / "command.json").write_text(json.dumps({"argv": _run_argv(args, out)}, indent=1))
 
     import matplotlib
 
@@ -300,11 +342,18 @@ def cmd_run(args):
             save=LogGrid(n=args.save_n, t_min=t_min),
             max_steps=args.max_steps,
             progress=not args.no_progress,
+            checkpoint_dir=checkpoint,
+            checkpoint_every=args.checkpoint_every,
+            resume=resume_into is not None,
             command=shlex.join(["gradflow", *sys.argv[1:]]),
         )
     except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from None
-    run.save(out, force=args.force)
+    run.save(out, force=True if resume_into is not None else args.force)
+    if checkpoint is not None:
+        import shutil
+
+        shutil.rmtree(checkpoint, ignore_errors=True)  # the run is saved: its checkpoints are spent
     save_figures(run, out)
     problem.figures(run, out)
     summary = run.summary()
@@ -318,6 +367,24 @@ def cmd_run(args):
         print(f"gradflow: error: every seed failed ({run.messages[0]})", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_argv(args, out):
+    """The `gradflow run` options that reproduce `args` (for --resume)."""
+    argv = ["run"] + ([args.problem] if args.problem else [])
+    for name in ("seeds", "t1", "flow", "eps", "adam_a", "adam_b", "solver", "rtol", "atol", "dt0", "max_steps",
+                 "save_n", "t_min", "checkpoint_every"):
+        value = getattr(args, name)
+        if value is not None:
+            argv += [f"--{name.replace('_', '-')}", str(value)]
+    for item in args.rate:
+        argv += ["--rate", item]
+    for item in args.set:
+        argv += ["--set", item]
+    for flag in ("x32", "no_progress"):
+        if getattr(args, flag):
+            argv.append(f"--{flag.replace('_', '-')}")
+    return argv + ["--out", str(out), "--force"]
 
 
 def cmd_problems(args):

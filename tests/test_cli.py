@@ -5,8 +5,10 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+import gradflow as gf
 from gradflow import cli
 
 
@@ -103,3 +105,28 @@ def test_bench_errors_are_one_line(argv, match, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert match in err and err.count("\n") == 1
+
+
+def test_resume_an_interrupted_run(tmp_path, monkeypatch):
+    from gradflow import _checkpoint
+
+    out, whole_out = tmp_path / "run", tmp_path / "whole"
+    common = ["least-squares", "--seeds", "2", "--t1", "50", "--set", "cond=1e4", "--no-progress", "--no-cache"]
+    assert cli.main(["run", *common, "--no-checkpoint", "--out", str(whole_out)]) == 0
+    write = _checkpoint.write
+
+    def interrupted(directory, state, fingerprint, segment):
+        write(directory, state, fingerprint, segment)
+        if segment == 3:
+            raise KeyboardInterrupt  # as if Ctrl-C (or a kill) came after the third segment
+
+    monkeypatch.setattr(_checkpoint, "write", interrupted)
+    assert cli.main(["run", *common, "--checkpoint-every", "5", "--out", str(out)]) == 130
+    assert not (out / "run.json").exists() and (out / "checkpoint" / "checkpoint.json").exists()
+    monkeypatch.setattr(_checkpoint, "write", write)
+    assert cli.main(["run", "--resume", str(out), "--no-cache"]) == 0
+    resumed, whole = gf.load(out), gf.load(whole_out)
+    assert np.allclose(resumed.obs["loss"], whole.obs["loss"], rtol=0, atol=1e-12, equal_nan=True)
+    assert (resumed.stats["steps"] == whole.stats["steps"]).all()
+    assert not (out / "checkpoint").exists()  # spent once the run is saved
+    assert cli.main(["run", "--resume", str(out)]) == 2  # finished: nothing to resume

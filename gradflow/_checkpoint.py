@@ -1,0 +1,109 @@
+"""Checkpoints of a segmented solve: written atomically, refused when they do not
+match the run asking for them."""
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import jax.tree_util as jtu
+import numpy as np
+
+FORMAT = "gradflow-checkpoint-1"
+INDEX = "checkpoint.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be resumed (another configuration, damaged files)."""
+
+
+def _fsync_dir(directory: Path):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes):
+    """Write `data` to `path` so that a crash leaves either the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        delay = float(os.environ.get("_GRADFLOW_TEST_SLOW_WRITE", "0") or 0)  # tests: widen the window for a kill
+        if delay:
+            time.sleep(delay)
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def write(directory: Path, state: dict, fingerprint: str, segment: int):
+    """Save `state` (a pytree of numpy arrays) as segment `segment`: the arrays
+    first, then the index that names them, so the index always points at a
+    complete file; older segment files are removed afterwards."""
+    directory.mkdir(parents=True, exist_ok=True)
+    leaves, treedef = jtu.tree_flatten(state)
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"leaf_{i}": np.asarray(x) for i, x in enumerate(leaves)})
+    data = buffer.getvalue()
+    name = f"state-{segment:06d}.npz"
+    _atomic_write(directory / name, data)
+    index = {"format": FORMAT, "fingerprint": fingerprint, "segment": segment, "file": name,
+             "sha256": hashlib.sha256(data).hexdigest(), "leaves": len(leaves), "treedef": str(treedef)}
+    _atomic_write(directory / INDEX, json.dumps(index, indent=1).encode())
+    for old in directory.glob("state-*.npz"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+    for tmp in directory.glob(".*.tmp-*"):  # left by a process killed mid-write
+        if tmp.name.endswith(f"-{os.getpid()}"):
+            continue
+        tmp.unlink(missing_ok=True)
+
+
+def read(directory: Path, fingerprint: str, template: dict):
+    """(state, segment) from `directory`, shaped like `template`, or None if it
+    holds no checkpoint. Raises CheckpointError if it belongs to another
+    configuration or is damaged."""
+    index_path = directory / INDEX
+    if not index_path.exists():
+        return None
+    try:
+        index = json.loads(index_path.read_text())
+        name, sha = index["file"], index["sha256"]
+        if index.get("format") != FORMAT:
+            raise KeyError("format")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{index_path} is damaged ({e}); delete {directory} to start over.") from None
+    if index["fingerprint"] != fingerprint:
+        raise CheckpointError(
+            f"the checkpoint in {directory} was written by a different configuration (problem, flow, solver, "
+            "tolerances, seeds, save times, precision or segment length); resume with the same arguments, or "
+            "use another checkpoint_dir."
+        )
+    path = directory / name
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{path} is missing ({e}); delete {directory} to start over.") from None
+    if hashlib.sha256(data).hexdigest() != sha:
+        raise CheckpointError(f"{path} does not match its checksum (damaged); delete {directory} to start over.")
+    import io
+
+    with np.load(io.BytesIO(data)) as arrays:
+        leaves = [arrays[f"leaf_{i}"] for i in range(index["leaves"])]
+    template_leaves, treedef = jtu.tree_flatten(template)
+    if str(treedef) != index["treedef"] or len(leaves) != len(template_leaves):
+        raise CheckpointError(f"the checkpoint in {directory} has another layout (written by another gradflow "
+                              "version?); delete it to start over.")
+    for got, want in zip(leaves, template_leaves):
+        if got.shape != tuple(want.shape):
+            raise CheckpointError(f"the checkpoint in {directory} has arrays of other shapes; delete it to start over.")
+    return jtu.tree_unflatten(treedef, leaves), int(index["segment"])
