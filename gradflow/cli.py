@@ -83,13 +83,14 @@ def _parser():
 def _cache_options(parser):
     parser.add_argument("--cache-dir", default=None,
                         help="persistent compilation cache (default $GRADFLOW_CACHE_DIR or ~/.cache/gradflow/jax)")
-    parser.add_argument("--no-cache", action="store_true", help="do not read or write the compilation cache")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="do not read or write the compilation cache (also: environment GRADFLOW_NO_CACHE=1)")
 
 
 def _start_cache(args):
     """The CLI keeps compiled solves on disk unless --no-cache: a second run of
     the same configuration skips XLA compilation."""
-    if getattr(args, "no_cache", True):
+    if getattr(args, "no_cache", True) or os.environ.get("GRADFLOW_NO_CACHE"):
         return
     from ._cache import enable_compile_cache
 
@@ -310,6 +311,12 @@ def cmd_run(args):
         out = resume_into
     else:
         _check_out(out, args.force)
+    try:  # rates naming missing fields etc.: refused before anything is written
+        from ._simulate import check_problem
+
+        check_problem(problem, flow)
+    except (ValueError, TypeError) as e:
+        raise CLIError(str(e)) from None
     checkpoint = None if args.no_checkpoint else out / "checkpoint"
     if checkpoint is not None and resume_into is None:
         out.mkdir(parents=True, exist_ok=True)

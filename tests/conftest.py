@@ -12,6 +12,10 @@ if "GRADFLOW_CACHE_DIR" not in os.environ:
 
     os.environ["GRADFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradflow-test-cache-")
 
+# The CLI turns the compile cache on by default; in the tests it would make every later
+# compile of a worker also export and write its program. Cache tests switch it on themselves.
+os.environ.setdefault("GRADFLOW_NO_CACHE", "1")
+
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)

@@ -111,8 +111,10 @@ def test_resume_an_interrupted_run(tmp_path, monkeypatch):
     from gradflow import _checkpoint
 
     out, whole_out = tmp_path / "run", tmp_path / "whole"
-    common = ["least-squares", "--seeds", "2", "--t1", "50", "--set", "cond=1e4", "--no-progress", "--no-cache"]
-    assert cli.main(["run", *common, "--no-checkpoint", "--out", str(whole_out)]) == 0
+    common = ["least-squares", "--seeds", "2", "--t1", "50", "--set", "cond=1e4", "--no-progress", "--no-cache",
+              "--checkpoint-every", "5"]
+    # Uninterrupted, in segments (equal to one solve: tests/test_checkpoint.py), sharing the compiles below.
+    assert cli.main(["run", *common, "--out", str(whole_out)]) == 0
     write = _checkpoint.write
 
     def interrupted(directory, state, fingerprint, segment):
@@ -121,7 +123,7 @@ def test_resume_an_interrupted_run(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # as if Ctrl-C (or a kill) came after the third segment
 
     monkeypatch.setattr(_checkpoint, "write", interrupted)
-    assert cli.main(["run", *common, "--checkpoint-every", "5", "--out", str(out)]) == 130
+    assert cli.main(["run", *common, "--out", str(out)]) == 130
     assert not (out / "run.json").exists() and (out / "checkpoint" / "checkpoint.json").exists()
     monkeypatch.setattr(_checkpoint, "write", write)
     assert cli.main(["run", "--resume", str(out), "--no-cache"]) == 0

@@ -138,7 +138,7 @@ def test_adam_converges_to_adam_flow_at_order_one():
     t1 = 1.0
     ref = gf.simulate(problem, flow, t1=t1, seeds=2, save=gf.LinearGrid(n=3),
                       stepsize_controller=dfx.PIDController(rtol=1e-11, atol=1e-13), solver=dfx.Dopri8())
-    lrs = np.array([8e-3, 4e-3, 2e-3, 1e-3])
+    lrs = np.array([4e-3, 2e-3, 1e-3])  # three rates (three compiles) fit the order well enough
     err = []
     for lr in lrs:
         run = gf.train(problem, gf.adam_for_flow(float(lr), a=10.0, b=1.0, eps=1e-8), steps=int(round(t1 / lr)),
