@@ -168,7 +168,9 @@ def compiled(signature, build, example_args):
         return _COMPILED[key], 0.0
     start = time.perf_counter()
     with _checks_without_callbacks():
-        path = _programs.program_path(key)
+        # Segmented (checkpointed) solves carry diffrax's solver state, whose pytree holds
+        # model classes jax.export cannot serialise: only their XLA compile is cached.
+        path = None if "segments" in signature else _programs.program_path(key)
         call = None if path is None else _programs.load(path)
         if call is None and path is not None:
             call = _programs.store(path, jax.jit(build()), example_args)
@@ -548,9 +550,9 @@ def _run_segments(signature, build, args, directory, fingerprint, resume, max_st
     n = jtu.tree_leaves(items)[0].shape[0]
     state = None
     segment = 0
-    template = getattr(first_fn, "out_info", None) or jax.eval_shape(build(), *args)
-    template = {"out": template, "done": jax.ShapeDtypeStruct((n,), jnp.bool_)}
-    if resume:
+    if resume and (directory / _checkpoint.INDEX).exists():
+        # The layout a checkpoint must have (tracing once more: only when resuming).
+        template = {"out": jax.eval_shape(build(), *args), "done": jax.ShapeDtypeStruct((n,), jnp.bool_)}
         loaded = _checkpoint.read(directory, fingerprint, template)
         if loaded is not None:
             state, segment = loaded
