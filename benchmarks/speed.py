@@ -264,8 +264,9 @@ def part_compile(quick, seeds):
     work = Path(tempfile.mkdtemp(prefix="gradflow-runs-"))
     gradflow = [sys.executable, "-m", "gradflow.cli"]
     rows = []
-    for label, extra in (("cold", []), ("cached", []), ("cached, --no-checkpoint", ["--no-checkpoint"]),
-                         ("cached, progress lines", ["--progress"]), ("--no-cache", ["--no-cache"])):
+    for label, extra in (("cold", []), ("cached", []), ("cached, progress lines", ["--progress"]),
+                         ("--no-checkpoint, cold", ["--no-checkpoint"]), ("--no-checkpoint, cached", ["--no-checkpoint"]),
+                         ("--no-cache", ["--no-cache"])):
         args = [*gradflow, "run", "--seeds", "2", "--out", str(work / label.replace(" ", "_")), "--force",
                 "--cache-dir", str(cache)]
         args += [] if "--progress" in extra else ["--no-progress"]
