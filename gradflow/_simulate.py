@@ -168,9 +168,7 @@ def compiled(signature, build, example_args):
         return _COMPILED[key], 0.0
     start = time.perf_counter()
     with _checks_without_callbacks():
-        # Segmented (checkpointed) solves carry diffrax's solver state, whose pytree holds
-        # model classes jax.export cannot serialise: only their XLA compile is cached.
-        path = None if "segments" in signature else _programs.program_path(key)
+        path = _programs.program_path(key)
         call = None if path is None else _programs.load(path)
         if call is None and path is not None:
             call = _programs.store(path, jax.jit(build()), example_args)
@@ -349,7 +347,7 @@ def simulate(
     segment_steps = None if checkpoint_dir is None else checkpoint_every
 
     def build(with_carry=False):
-        def one(item, step, tol, flow_numbers):
+        def one(item, step, tol, flow_numbers, flat=True):
             flow_i = flow_from(flow_numbers)
             ctrl = controller
             if traced_tol:
@@ -387,6 +385,10 @@ def simulate(
 
             carry = item.get("carry")
             segmented = segment_steps is not None
+            if carry is not None:  # a flat list of leaves (exportable); its layout is the first segment's
+                first = {k: v for k, v in item.items() if k not in ("carry", "done")}
+                layout = jax.eval_shape(lambda: one(first, step, tol, flow_numbers, flat=False)["carry"])
+                carry = jtu.tree_unflatten(jtu.tree_structure(layout), carry)
             if carry is None:
                 t_start, y_start, ts_now = 0.0, flow_i.init(params), jnp.asarray(ts_tuple)
                 resume = {"dt0": None if dt0 is None else step}
@@ -420,7 +422,7 @@ def simulate(
                 bad_total = sol.controller_state[3]
             else:
                 bad_total = jnp.array(0, dtype=jnp.int32)
-            return {
+            out = {
                 "obs": sol.ys[0],
                 "obs_ts": sol.ts[0],
                 "t_final": sol.ts[1][-1],
@@ -433,10 +435,13 @@ def simulate(
                 "rejected": sol.stats["num_rejected_steps"],
                 "bad_total": bad_total,
                 "final_nonfinite": ~_all_finite(final_state),
-                **({"carry": {"t": sol.ts[1][-1], "y": final_state, "solver_state": sol.solver_state,
-                              "controller_state": sol.controller_state, "made_jump": sol.made_jump,
-                              "dt": sol.controller_state[4] if guarded else step}} if segmented else {}),
             }
+            if segmented:
+                tree = {"t": sol.ts[1][-1], "y": final_state, "solver_state": sol.solver_state,
+                        "controller_state": sol.controller_state, "made_jump": sol.made_jump,
+                        "dt": sol.controller_state[4] if guarded else step}
+                out["carry"] = jtu.tree_leaves(tree) if flat else tree
+            return out
 
         if with_carry:  # later segments: seeds already finished are skipped
             def one_or_skip(item, *shared):
