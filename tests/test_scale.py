@@ -100,6 +100,7 @@ TWO_HOSTS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # ~20 s of two fresh processes; run with `pytest -m slow` (kept out of the 10-minute CI budget)
 def test_two_processes_over_localhost_equal_one(unsharded, tmp_path):
     import socket
 
