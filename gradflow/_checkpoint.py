@@ -18,6 +18,14 @@ class CheckpointError(ValueError):
     """A checkpoint directory that cannot be resumed (another configuration, damaged files)."""
 
 
+def unwritable_ancestor(path: Path) -> Path | None:
+    """The nearest existing directory at or above `path` if it is not writable, else None."""
+    probe = path if path.exists() else path.parent
+    while not probe.exists():
+        probe = probe.parent
+    return None if os.access(probe, os.W_OK) else probe
+
+
 def _fsync_dir(directory: Path):
     try:
         fd = os.open(directory, os.O_RDONLY)

@@ -2,7 +2,6 @@
 
 import contextlib
 import json
-import os
 import math
 import time
 from collections import OrderedDict
@@ -536,10 +535,8 @@ def _check_checkpointing(checkpoint_dir, checkpoint_every, devices):
     path = Path(checkpoint_dir)
     if path.exists() and not path.is_dir():
         raise ValueError(f"`checkpoint_dir` {path} exists and is not a directory.")
-    probe = path if path.exists() else path.parent
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK):
+    probe = _checkpoint.unwritable_ancestor(path)
+    if probe is not None:
         raise ValueError(f"`checkpoint_dir` {path}: {probe} is not writable.")
     return path
 

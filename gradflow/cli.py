@@ -254,10 +254,10 @@ def _flow(args):
 def _check_out(out: Path, force: bool):
     if (out / "run.json").exists() and not force:
         raise CLIError(f"--out {out} already holds a run; pass --force to overwrite it")
-    parent = out if out.exists() else out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
+    from ._checkpoint import unwritable_ancestor
+
+    parent = unwritable_ancestor(out)
+    if parent is not None:
         raise CLIError(f"--out {out}: {parent} is not writable")
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} exists and is not a directory")
