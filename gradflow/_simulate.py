@@ -314,7 +314,7 @@ def simulate(
     batching = resolve_batching(batching, batch_size)
     devices = resolve_devices(devices)
     if checkpoint_dir is not None:
-        checkpoint_dir = _check_checkpointing(checkpoint_dir, checkpoint_every, devices)
+        checkpoint_dir = _check_checkpointing(checkpoint_dir, checkpoint_every)
         progress_lines, progress = progress, False  # segments report progress, not a host callback
     elif resume:
         raise ValueError("`resume=True` needs `checkpoint_dir`, the directory holding the checkpoint.")
@@ -345,7 +345,7 @@ def simulate(
 
     segment_steps = None if checkpoint_dir is None else checkpoint_every
 
-    def build(with_carry=False):
+    def build(with_carry=False, steps=None):  # steps: this segment's step budget
         def one(item, step, tol, flow_numbers, flat=True):
             flow_i = flow_from(flow_numbers)
             ctrl = controller
@@ -412,7 +412,7 @@ def simulate(
                 # An adaptive solve's guard already ends a seed on NaN/Inf; an event
                 # (checked every step) is only needed for fixed steps or a stop rule.
                 event=dfx.Event(cond) if (stop is not None or not guarded) else None,
-                max_steps=max_steps if segment_steps is None else segment_steps,
+                max_steps=max_steps if segment_steps is None else (steps or segment_steps),
                 throw=False,
                 progress_meter=meter,
             )
@@ -448,8 +448,9 @@ def simulate(
                 return jax.lax.cond(item["done"], lambda: jtu.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shape),
                                     lambda: one(item, *shared))
 
-            return batch_over_seeds(one_or_skip, batching, batch_size)
-        batched = batch_over_seeds(one, batching, batch_size)
+            batched = batch_over_seeds(one_or_skip, batching, batch_size)
+        else:
+            batched = batch_over_seeds(one, batching, batch_size)
         return batched if devices is None else shard_over_devices(batched, devices)
 
     # dt0 and a PID controller's tolerances are runtime arguments, so ladders of
@@ -461,11 +462,17 @@ def simulate(
     step = jnp.asarray(0.0 if dt0 is None else dt0)
     n_items = keys.shape[0]
     args = (items, step, tol, flow_numbers)
+
+    def put(host_args):  # a solve's arguments, on the devices
+        if devices is None:
+            return host_args
+        placed_items, shared = place(host_args[0], host_args[1:], devices)
+        return (placed_items, *shared)
+
     if devices is not None:
-        padded, n_items = pad_items(items, len(devices))
-        padded, shared = place(padded, (step, tol, flow_numbers), devices)
-        args = (padded, *shared)
+        args = (pad_items(items, len(devices))[0], *args[1:])
     if checkpoint_dir is None:
+        args = put(args)
         fn, compile_time = compiled(signature, build, args)
         started_at = time.time()
         start = time.perf_counter()
@@ -476,11 +483,13 @@ def simulate(
         fingerprint = json.dumps([describe_object(x) for x in (problem, flow, solver, stepsize_controller, stop)]
                                  + [ts_tuple, t1, dt0, max_steps, checkpoint_every, seed_record, batching, batch_size,
                                     bool(conserved), bool(jax.config.jax_enable_x64),
+                                    None if devices is None else len(devices),
                                     None if _rate_table is None else np.asarray(_rate_table).tolist()],
                                  sort_keys=True, default=str)
         out, wall, compile_time, started_at = _run_segments(
-            signature + ("segments", checkpoint_every), build, args, checkpoint_dir, fingerprint, resume,
-            max_steps, progress_lines)
+            signature + ("segments", checkpoint_every), build, args, put, checkpoint_dir, fingerprint, resume,
+            checkpoint_every, max_steps, progress_lines)
+        out = jtu.tree_map(lambda x: x[:n_items], out)
 
     status = classify(out["result"], out["bad_total"], out["final_nonfinite"])
     unsaved = ~np.isfinite(out["obs_ts"])
@@ -525,13 +534,11 @@ def simulate(
     )
 
 
-def _check_checkpointing(checkpoint_dir, checkpoint_every, devices):
+def _check_checkpointing(checkpoint_dir, checkpoint_every):
     from pathlib import Path
 
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
         raise ValueError(f"`checkpoint_every` must be a whole number of steps >= 1; got {checkpoint_every!r}.")
-    if devices is not None:
-        raise ValueError("`checkpoint_dir` cannot yet be combined with `devices`; checkpoint per device count of one.")
     path = Path(checkpoint_dir)
     if path.exists() and not path.is_dir():
         raise ValueError(f"`checkpoint_dir` {path} exists and is not a directory.")
@@ -544,34 +551,41 @@ def _check_checkpointing(checkpoint_dir, checkpoint_every, devices):
 _MAX_STEPS_CODE = _code(dfx.RESULTS.max_steps_reached)
 
 
-def _run_segments(signature, build, args, directory, fingerprint, resume, max_steps, progress_lines):
+def _run_segments(signature, build, args, put, directory, fingerprint, resume, every, max_steps, progress_lines):
     """Integrate segment by segment (see `simulate`'s `checkpoint_dir`): returns
-    (outputs as one uninterrupted solve would give them, wall s, compile s, start time)."""
-    items = args[0]
-    first_fn, compile_first = compiled(signature + ("first",), build, args)
+    (outputs as one uninterrupted solve would give them, wall s, compile s, start time).
+    `put` places a segment's arguments on the devices (identity for one device)."""
+    items = args[0]  # on the host: each segment's arguments are placed by `put`
+    # A seed still running after k segments has taken exactly k·every steps (each
+    # segment ends it on its step budget), so the last segment's budget is what is
+    # left of max_steps: the total never exceeds it, as in one solve.
+    length = min(every, max_steps)
+    first_fn, compile_first = compiled(signature + ("first", length), lambda: build(steps=length), put(args))
     n = jtu.tree_leaves(items)[0].shape[0]
     state = None
     segment = 0
     if resume and (directory / _checkpoint.INDEX).exists():
         # The layout a checkpoint must have (tracing once more: only when resuming).
-        template = {"out": jax.eval_shape(build(), *args), "done": jax.ShapeDtypeStruct((n,), jnp.bool_)}
+        template = {"out": jax.eval_shape(build(), *put(args)), "done": jax.ShapeDtypeStruct((n,), jnp.bool_)}
         loaded = _checkpoint.read(directory, fingerprint, template)
         if loaded is not None:
             state, segment = loaded
     started_at = time.time()
     start = time.perf_counter()
     if state is None:
-        out = jtu.tree_map(np.asarray, jax.block_until_ready(first_fn(*args)))
+        out = gather(jax.block_until_ready(first_fn(*put(args))))
         state = {"out": out, "done": _finished(out, max_steps)}
         segment = 1
         _checkpoint.write(directory, state, fingerprint, segment)
         _report(progress_lines, segment, state)
     compile_cont = 0.0
     while not state["done"].all():
-        cont_args = ({**items, "carry": state["out"]["carry"], "done": state["done"]}, *args[1:])
-        cont_fn, seconds = compiled(signature + ("cont",), lambda: build(with_carry=True), cont_args)
+        cont_args = put(({**items, "carry": state["out"]["carry"], "done": state["done"]}, *args[1:]))
+        length = min(every, max_steps - int(state["out"]["steps"][~state["done"]].max()))
+        cont_fn, seconds = compiled(signature + ("cont", length), lambda: build(with_carry=True, steps=length),
+                                    cont_args)
         compile_cont += seconds
-        new = jtu.tree_map(np.asarray, jax.block_until_ready(cont_fn(*cont_args)))
+        new = gather(jax.block_until_ready(cont_fn(*cont_args)))
         state = {"out": _merge(state["out"], new, ~state["done"]), "done": None}
         state["done"] = _finished(state["out"], max_steps)
         segment += 1

@@ -49,6 +49,9 @@ def _parser():
     r.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     r.add_argument("--x32", action="store_true", help="float32 instead of float64")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--devices", default="auto", metavar="N|all|auto",
+                   help="spread the seeds over devices; auto (default): on the CPU, one device per core "
+                        "(up to the number of seeds), elsewhere every local accelerator")
     r.add_argument("--checkpoint-every", type=int, default=1000, metavar="STEPS",
                    help="integrate in segments of this many steps, checkpointing each to OUT/checkpoint (default 1000)")
     r.add_argument("--no-checkpoint", action="store_true", help="one solve, no checkpoints")
@@ -283,6 +286,56 @@ def _resume_args(args):
     return new
 
 
+def _device_count(args):
+    """--devices → (text, a number asked for or None); checked before JAX starts."""
+    text = str(args.devices).strip().lower()
+    if text in ("auto", "all"):
+        return text, None
+    try:
+        wanted = int(text)
+    except ValueError:
+        raise CLIError(f"--devices {args.devices!r}: expected a number of devices, 'all' or 'auto'") from None
+    if wanted < 1:
+        raise CLIError(f"--devices must be >= 1; got {wanted}")
+    return text, wanted
+
+
+def _start_cpu_devices(args):
+    """Seeds run independently, so on the CPU one device per core runs them in
+    parallel (2.4× one device on 2 cores, benchmarks/README.md); results per
+    seed do not depend on the device count. Sets `jax_num_cpu_devices` (before
+    JAX starts its backends) unless XLA_FLAGS already sets a count."""
+    text, wanted = _device_count(args)
+    count = wanted if wanted is not None else min(os.cpu_count() or 1, args.seeds)
+    if text == "all" or count <= 1 or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    import jax
+
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:  # JAX already started (gradflow.cli.main called in-process): use what exists
+        pass
+
+
+def _devices(args):
+    """--devices → the `devices` argument of `simulate` (None: one device)."""
+    import jax
+
+    text, wanted = _device_count(args)
+    if text == "all":
+        return "all"
+    available = jax.local_devices()
+    if wanted is not None and wanted > len(available):
+        raise CLIError(f"--devices {wanted}: only {len(available)} {jax.default_backend()} device(s) here")
+    if wanted is not None:
+        count = wanted
+    elif jax.default_backend() == "cpu":  # never more devices than cores (XLA_FLAGS may simulate more)
+        count = min(len(available), args.seeds, os.cpu_count() or 1)
+    else:
+        count = min(len(available), args.seeds)
+    return None if count <= 1 else list(available[:count])
+
+
 def cmd_run(args):
     from .problems import DEFAULT_T1
 
@@ -297,6 +350,7 @@ def cmd_run(args):
         raise CLIError(f"--max-steps must be >= 1; got {args.max_steps}")
     if args.save_n < 3:
         raise CLIError(f"--save-n must be >= 3; got {args.save_n}")
+    _start_cpu_devices(args)
     name, problem = build_problem(args.problem, args.set)
     t1 = DEFAULT_T1.get(name, 10.0) if args.t1 is None else args.t1
     if not (t1 > 0 and t1 < float("inf")):
@@ -317,6 +371,7 @@ def cmd_run(args):
         check_problem(problem, flow)
     except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from None
+    devices = _devices(args)
     checkpoint = None if args.no_checkpoint else out / "checkpoint"
     if checkpoint is not None and resume_into is None:
         out.mkdir(parents=True, exist_ok=True)
@@ -324,7 +379,10 @@ def cmd_run(args):
             import shutil
 
             shutil.rmtree(out / "checkpoint")  # --force over an old run: start afresh
-        (out / "command.json").write_text(json.dumps({"argv": _run_argv(args, out)}, indent=1))
+        # A resumed run must use as many devices as the checkpoint was written with.
+        used = 1 if devices is None else len(devices) if devices != "all" else "all"
+        (out / "command.json").write_text(json.dumps({"argv": _run_argv(args, out) + ["--devices", str(used)]},
+                                                     indent=1))
 
     import matplotlib
 
@@ -349,6 +407,7 @@ def cmd_run(args):
             save=LogGrid(n=args.save_n, t_min=t_min),
             max_steps=args.max_steps,
             progress=not args.no_progress,
+            devices=devices,
             checkpoint_dir=checkpoint,
             checkpoint_every=args.checkpoint_every,
             resume=resume_into is not None,

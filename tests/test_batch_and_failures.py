@@ -3,6 +3,7 @@ fails never spoils the others."""
 
 import diffrax as dfx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import Blowup, seed_keys, tree_allclose
@@ -123,3 +124,81 @@ def test_explicit_key_arrays_are_seeds():
         run = gf.simulate(RANDOM_NET, t1=5.0, seeds=keys, save=gf.LogGrid(n=20))
         assert np.array_equal(run.obs["loss"], by_int.obs["loss"])
     assert run.config["seeds"] == {"keys": np.asarray(raw).tolist()}
+
+
+class Faults(gf.AbstractProblem):
+    """One batch, one fault per chosen seed. θ = (x, y), loss ½·c·x² + ½·k·y²,
+    x0 = 1, so a healthy seed follows x(t) = e^{−t} exactly.
+    - seed 1 (NaN): the loss turns NaN once x < 1/2 (at t = ln 2);
+    - seed 2 (max_steps): k = 1e5 and y0 = 1, stiff: an explicit solver needs
+      ~t1·k/3.5 steps, far beyond `max_steps`;
+    - seed 3 (stop): c = 10, so the loss falls below 1e-3 at t = ln(500)/20;
+    - seeds 0, 4, 5: healthy (c = 1, k = 1, y0 = 0)."""
+
+    def init(self, key):
+        seed = key[-1]
+        stiff, fast = seed == 2, seed == 3
+        model = {"x": jnp.ones(()), "y": jnp.where(stiff, 1.0, 0.0)}
+        data = {"c": jnp.where(fast, 10.0, 1.0), "k": jnp.where(stiff, 1e5, 1.0), "nan": seed == 1}
+        return model, data
+
+    def loss(self, model, data):
+        x, y = model["x"], model["y"]
+        value = 0.5 * data["c"] * x**2 + 0.5 * data["k"] * y**2
+        return value + jnp.where(data["nan"] & (x < 0.5), jnp.nan, 0.0) * x  # NaN gradient too
+
+    def observables(self, model, data):
+        return {"loss": self.loss(model, data), "x": model["x"]}
+
+
+FAULT_ARGS = dict(t1=2.0, seeds=6, max_steps=300, stop=gf.LossBelow(1e-3), save=gf.LinearGrid(n=21))
+EXPECTED = [gf.Status.OK, gf.Status.NONFINITE, gf.Status.MAX_STEPS, gf.Status.STOPPED, gf.Status.OK, gf.Status.OK]
+
+
+@pytest.fixture(scope="module")
+def fault_run():
+    return gf.simulate(Faults(), **FAULT_ARGS)
+
+
+def test_each_fault_gets_its_status_and_the_others_are_exact(fault_run):
+    run = fault_run
+    assert run.stats["status"].tolist() == EXPECTED
+    t_end = run.stats["t_final"]
+    assert abs(t_end[1] - np.log(2)) < 0.05  # NaN found within a step of where x crosses 1/2
+    assert run.stats["steps"][2] == 300 and t_end[2] < 0.1  # stopped by max_steps, early
+    # x = e^{−10t}: the loss 5·e^{−20t} reaches 1e-3 at ln(5000)/20; the stop is checked
+    # at the end of each step, so the seed stops within a step after that.
+    assert np.log(5000) / 20 <= t_end[3] < np.log(5000) / 20 + 0.1
+    assert 5 * float(run.final["x"][3]) ** 2 < 1e-3
+    # Each failed seed's message says what to do; the summary counts each status.
+    assert "max_steps" in run.messages[2] and "NaN" in run.messages[1]
+    summary = run.summary()
+    for count in ("3 ok", "1 nonfinite", "1 max_steps", "1 stopped"):
+        assert count in summary, summary
+    # Observables are kept up to each failure and are NaN after it.
+    x = run.obs["x"]
+    for k in (1, 2, 3):
+        before = run.ts <= t_end[k]
+        assert np.isfinite(x[k, before]).all() and np.isnan(x[k, ~before]).all()
+    assert np.allclose(x[1, run.ts <= t_end[1]], np.exp(-run.ts[run.ts <= t_end[1]]), rtol=1e-5)
+    # The healthy seeds follow the closed form (default rtol 1e-6 → 1e-5 relative) ...
+    for k in (0, 4, 5):
+        assert np.allclose(x[k], np.exp(-run.ts), rtol=1e-5, atol=0)
+
+
+def test_faults_do_not_touch_the_healthy_seeds(fault_run):
+    # ... and equal those seeds run without the faulty ones (batch-independence, 1e-12).
+    alone = gf.simulate(Faults(), **{**FAULT_ARGS, "seeds": [0, 4, 5]})
+    assert alone.ok.all()
+    for name in alone.obs:
+        assert np.allclose(alone.obs[name], fault_run.obs[name][[0, 4, 5]], rtol=0, atol=1e-12)
+    assert (alone.stats["steps"] == fault_run.stats["steps"][[0, 4, 5]]).all()
+
+
+def test_faults_survive_checkpointed_segments(fault_run, tmp_path):
+    # The same batch in segments of 40 steps: each status and every observable unchanged.
+    run = gf.simulate(Faults(), **FAULT_ARGS, checkpoint_dir=tmp_path, checkpoint_every=40)
+    assert run.stats["status"].tolist() == EXPECTED
+    assert (run.stats["steps"] == fault_run.stats["steps"]).all()
+    for name in run.obs:
+        assert np.array_equal(run.obs[name], fault_run.obs[name], equal_nan=True), name
