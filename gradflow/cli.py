@@ -230,8 +230,10 @@ def _solver(args):
     }[args.solver]()
     for name in ("rtol", "atol"):
         value = getattr(args, name)
-        if not value > 0:
-            raise CLIError(f"--{name} must be > 0; got {value}")
+        if not (0 < value < float("inf")):
+            raise CLIError(f"--{name} must be finite and > 0; got {value}")
+    if args.dt0 is not None and not (0 < args.dt0 < float("inf")):
+        raise CLIError(f"--dt0 must be finite and > 0; got {args.dt0}")
     if args.solver == "euler":
         if args.dt0 is None:
             raise CLIError("--solver euler has no error estimate: give a fixed step with --dt0")

@@ -120,6 +120,8 @@ class NoisyMNIST(AbstractProblem):
         check_float("sigma_p", self.sigma_p, allow_zero=True)
         check_float("init_scale", self.init_scale)
         check_data_seed(self.data_seed)
+        if self.split not in ("train", "t10k"):
+            raise ValueError(f"field `split` must be 'train' or 't10k' (MNIST's two IDX files); got {self.split!r}.")
         available = int(np.isin(self.labels_all(), digits).sum())
         if self.n + self.n_test > available:
             raise ValueError(
