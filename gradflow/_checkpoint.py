@@ -92,7 +92,7 @@ def read(directory: Path, fingerprint: str, template: dict):
         raise CheckpointError(f"{index_path} is damaged ({e}); delete {directory} to start over.") from None
     if index["fingerprint"] != fingerprint:
         raise CheckpointError(
-            f"the checkpoint in {directory} was written by a different configuration (problem, flow, solver, "
+            f"the checkpoint in {directory} was written by a different configuration (problem, flow or optimiser, solver, "
             "tolerances, seeds, save times, precision or segment length); resume with the same arguments, or "
             "use another checkpoint_dir."
         )

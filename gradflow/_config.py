@@ -4,8 +4,10 @@ import dataclasses
 import importlib
 import importlib.metadata
 import math
+import numbers
 import platform
 import sys
+import types
 
 import jax
 import numpy as np
@@ -93,10 +95,53 @@ def environment() -> dict:
     }
 
 
+def _cell(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:  # a closure cell not yet filled
+        return "<empty>"
+
+
+def describe_callable(value, depth: int = 0):
+    """A stable JSON description of a value built from closures, such as an optax
+    optimiser: each function by qualified name with the values it closes over
+    (so `optax.sgd(0.01)` records `step_size: -0.01`), no memory addresses."""
+    if depth > 16:
+        return "…"
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Number):
+        return to_jsonable(value)
+    if isinstance(value, (np.ndarray, jax.Array)):
+        a = np.asarray(value)
+        return to_jsonable(a) if a.size <= 16 else {"array": list(a.shape), "dtype": str(a.dtype)}
+    if isinstance(value, (types.FunctionType, types.MethodType)):
+        fn = value.__func__ if isinstance(value, types.MethodType) else value
+        out = {"fn": f"{fn.__module__}.{fn.__qualname__}"}
+        if fn.__closure__:
+            out["closure"] = {name: describe_callable(_cell(cell), depth + 1)
+                              for name, cell in zip(fn.__code__.co_freevars, fn.__closure__) if name != "__class__"}
+        if fn.__defaults__:
+            out["defaults"] = [describe_callable(v, depth + 1) for v in fn.__defaults__]
+        return out
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # NamedTuples: optax transformations and states
+        return {"class": type(value).__name__,
+                **{f: describe_callable(getattr(value, f), depth + 1) for f in value._fields}}
+    if isinstance(value, (list, tuple)):
+        return [describe_callable(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {str(k): describe_callable(v, depth + 1) for k, v in value.items()}
+    return {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
+
+
 def describe_object(obj) -> dict:
     """A readable record of a diffrax solver/controller or optax optimiser."""
     if obj is None:
         return None
+    import optax
+
+    if isinstance(obj, optax.GradientTransformation):  # closures: record what they close over
+        return {"class": type(obj).__name__, "update": describe_callable(obj.update)}
     if dataclasses.is_dataclass(obj):
         out = {"class": type(obj).__name__}
         for f in dataclasses.fields(obj):

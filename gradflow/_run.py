@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -146,7 +147,6 @@ class Run:
         path = Path(path)
         if (path / _META).exists() and not force:
             raise FileExistsError(f"{path} already holds a run; pass force=True (CLI: --force) to overwrite it.")
-        path.mkdir(parents=True, exist_ok=True)
         arrays = {"ts": self.ts}
         arrays.update({f"obs/{k}": v for k, v in self.obs.items()})
         arrays.update({f"stats/{k}": v for k, v in self.stats.items()})
@@ -156,6 +156,8 @@ class Run:
             leaves = jtu.tree_leaves(tree)
             models[which] = leaf_names(tree)
             arrays.update({f"{which}/{i}": np.asarray(x) for i, x in enumerate(leaves)})
+        check_free_space(path, sum(np.asarray(a).nbytes for a in arrays.values()), "the run")
+        path.mkdir(parents=True, exist_ok=True)
         digest = _atomic_write(path / _ARRAYS, lambda f: np.savez(f, **arrays))
         meta = {
             "format": FORMAT,
@@ -169,6 +171,25 @@ class Run:
         text = json.dumps(meta, indent=1, allow_nan=False).encode()
         _atomic_write(path / _META, lambda f: f.write(text))
         return path
+
+
+def check_free_space(path: Path, need_bytes: float, what: str):
+    """Refuse (OSError) before writing when the disk holding `path` has less
+    than `need_bytes` (+ 1 MiB and 10% for the temporary copy's slack) free."""
+    from ._checkpoint import unwritable_ancestor
+
+    path = Path(path)
+    blocked = unwritable_ancestor(path)
+    if blocked is not None:
+        raise PermissionError(f"{path}: {blocked} is not writable; choose another directory.")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    need = 1.1 * need_bytes + 2**20
+    if free < need:
+        raise OSError(f"{path}: {what} needs about {need / 2**20:.1f} MiB but only {free / 2**20:.1f} MiB are free "
+                      "there; free some space or choose another directory.")
 
 
 def _atomic_write(target: Path, write) -> str:

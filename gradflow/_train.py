@@ -1,5 +1,6 @@
 """`train`: the discrete counterpart of `simulate`, with any optax optimiser."""
 
+import json
 import math
 import time
 
@@ -11,7 +12,8 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from ._config import describe_object, run_config
+from . import _checkpoint
+from ._config import describe_object, module_config, run_config
 from ._devices import batch_over_seeds, resolve_batching, seeds_to_keys
 from ._grids import AbstractGrid, LogGrid
 from ._problem import AbstractProblem
@@ -31,6 +33,9 @@ def train(
     progress: bool = False,
     batching: str = "auto",
     batch_size: int | None = None,
+    checkpoint_dir=None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
     command: str | None = None,
 ) -> Run:
     """Run `steps` steps of `optimizer` on `problem` for each seed.
@@ -42,6 +47,11 @@ def train(
     works unchanged. A seed whose parameters become NaN/Inf is marked
     `Status.NONFINITE` with `t_final` at its first bad step. `batching` and
     `batch_size` are as for `simulate`.
+
+    `checkpoint_dir`: write the parameters, optimiser state and observables
+    every `checkpoint_every` steps (atomically, as `simulate` does); with
+    `resume=True` a run continues from the last checkpoint there. The result
+    equals an uninterrupted run bitwise (each step is the same compiled code).
     """
     check_problem(problem)
     if not isinstance(optimizer, optax.GradientTransformation):
@@ -56,6 +66,12 @@ def train(
     if not isinstance(save, AbstractGrid):
         raise TypeError(f"`save` must be a gradflow grid such as gradflow.LogGrid(n=200); got {type(save).__name__}.")
     steps = int(steps)
+    if checkpoint_dir is not None:
+        from ._simulate import _check_checkpointing
+
+        checkpoint_dir = _check_checkpointing(checkpoint_dir, checkpoint_every)
+    elif resume:
+        raise ValueError("`resume=True` needs the `checkpoint_dir` to resume from.")
     keys, seed_record = seeds_to_keys(seeds)
     batching = resolve_batching(batching, batch_size)
     ks = np.unique(np.clip(np.round(save.times(steps * dt) / dt), 0, steps).astype(np.int64))
@@ -107,21 +123,49 @@ def train(
     example = (params, opt_state, rest_arrays, data, first_bad, jnp.asarray(0), jnp.asarray(1))
     chunk_fn, compile_chunk = compiled(("train-chunk", problem, optimizer, batching, batch_size), build_chunk, example)
 
-    obs_list = [jtu.tree_map(np.asarray, obs0)]
+    # Chunks end at save steps (observables) and, with checkpoints, at multiples of
+    # checkpoint_every (state written). Observables fill a (seeds, saves) array.
+    bounds = ks if checkpoint_dir is None else np.union1d(ks, np.arange(0, steps + 1, checkpoint_every))
+    obs_full = {k: np.full((keys.shape[0], len(ks)) + np.shape(v)[1:], np.nan,
+                           dtype=np.result_type(np.asarray(v).dtype, np.float32)) for k, v in obs0.items()}
+    for k, v in obs0.items():
+        obs_full[k][:, 0] = np.asarray(v)
+    k_start = 0
+    fingerprint = None
+    if checkpoint_dir is not None:
+        fingerprint = json.dumps([module_config(problem), describe_object(optimizer), steps, dt, seed_record,
+                                  ks.tolist(), checkpoint_every, batching, batch_size,
+                                  bool(jax.config.jax_enable_x64)], sort_keys=True, default=str)
+        template = {"params": params, "opt_state": opt_state, "first_bad": first_bad, "obs": obs_full,
+                    "k": np.zeros((), np.int64)}
+        loaded = _checkpoint.read(checkpoint_dir, fingerprint, template) if resume else None
+        if loaded is not None:
+            state = loaded[0]
+            params, opt_state = jtu.tree_map(jnp.asarray, state["params"]), jtu.tree_map(jnp.asarray, state["opt_state"])
+            first_bad, obs_full, k_start = jnp.asarray(state["first_bad"]), state["obs"], int(state["k"])
     wall = 0.0
-    bar = tqdm(total=steps, desc="train", disable=not progress, unit="step")
-    for k_prev, k_next in zip(ks[:-1], ks[1:]):
+    bar = tqdm(total=steps, initial=k_start, desc="train", disable=not progress, unit="step")
+    save_index = {int(k): i for i, k in enumerate(ks)}
+    for k_prev, k_next in zip(bounds[:-1], bounds[1:]):
+        if k_next <= k_start:
+            continue  # done before the checkpoint this run resumed from
         start = time.perf_counter()
         params, opt_state, first_bad, obs = chunk_fn(
             params, opt_state, rest_arrays, data, first_bad, jnp.asarray(k_prev), jnp.asarray(k_next - k_prev)
         )
         obs = jax.block_until_ready(obs)
         wall += time.perf_counter() - start
-        obs_list.append(jtu.tree_map(np.asarray, obs))
+        if int(k_next) in save_index:
+            for name, value in obs.items():
+                obs_full[name][:, save_index[int(k_next)]] = np.asarray(value)
         bar.update(int(k_next - k_prev))
+        if checkpoint_dir is not None and k_next % checkpoint_every == 0 and k_next < steps:
+            state = {"params": params, "opt_state": opt_state, "first_bad": first_bad, "obs": obs_full,
+                     "k": np.asarray(k_next, np.int64)}
+            _checkpoint.write(checkpoint_dir, jtu.tree_map(np.asarray, state), fingerprint, int(k_next))
     bar.close()
 
-    obs = {name: np.stack([o[name] for o in obs_list], axis=1) for name in obs_list[0]}
+    obs = obs_full
     first_bad = np.asarray(first_bad)
     n = keys.shape[0]
     status = np.where(first_bad >= 0, int(Status.NONFINITE), int(Status.OK)).astype(np.int32)

@@ -268,6 +268,30 @@ def _check_out(out: Path, force: bool):
         raise CLIError(f"--out {out} exists and is not a directory")
 
 
+def _check_space(out, problem, args):
+    """Refuse a run whose results (and checkpoints) would not fit on the disk,
+    from the sizes of the model and its observables (`eval_shape`: nothing runs)."""
+    import equinox as eqx
+    import jax
+
+    from ._run import check_free_space
+
+    def sizes(key):
+        model, data = problem.init(key)
+        return model, problem.observables(model, data)
+
+    model, obs = eqx.filter_eval_shape(sizes, jax.random.PRNGKey(0))
+    nbytes = lambda tree: sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree)  # noqa: E731
+                              if hasattr(x, "dtype"))
+    per_seed = 2 * nbytes(model) + args.save_n * nbytes(obs)
+    if not args.no_checkpoint:  # solver state (≤ 14 copies of the model) in the old and the new checkpoint
+        per_seed += 2 * (14 * nbytes(model) + args.save_n * nbytes(obs))
+    try:
+        check_free_space(out, args.seeds * per_seed, "this run")
+    except OSError as e:
+        raise CLIError(f"--out {e}") from None
+
+
 def _resume_args(args):
     """`--resume DIR`: the options the run in DIR was started with, plus resume."""
     directory = Path(args.resume)
@@ -373,6 +397,7 @@ def cmd_run(args):
         check_problem(problem, flow)
     except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from None
+    _check_space(out, problem, args)
     devices = _devices(args)
     checkpoint = None if args.no_checkpoint else out / "checkpoint"
     if checkpoint is not None and resume_into is None:

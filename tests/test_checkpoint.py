@@ -71,6 +71,8 @@ SCRIPT = textwrap.dedent("""
 def test_sigkill_at_random_moments_then_resume(whole, tmp_path):
     ck, cache, result = tmp_path / "ck", tmp_path / "cache", tmp_path / "result.npz"
     # Each checkpoint write sleeps 50 ms between writing and renaming, so most kills land mid-write.
+    # XLA_FLAGS cleared: these processes compile at the default optimisation level (the
+    # suite runs at 0, see conftest) and must still match `whole` to 1e-12.
     env = {**os.environ, "XLA_FLAGS": "", "_GRADFLOW_TEST_SLOW_WRITE": "0.05"}
     rng = random.Random(0)
     kills = []
@@ -104,3 +106,35 @@ def _segment(directory):
         return json.loads((directory / "checkpoint.json").read_text())["segment"]
     except (OSError, ValueError, KeyError):
         return 0
+
+
+def test_train_interrupted_then_resumed_equals_uninterrupted(tmp_path, monkeypatch):
+    import jax
+    import optax
+
+    from gradflow import _checkpoint
+
+    kw = dict(steps=300, dt=1e-2, seeds=2, save=gf.LogGrid(n=15))
+    whole = gf.train(NET, optax.adam(1e-2), **kw)
+    write = _checkpoint.write
+
+    def interrupted(directory, state, fingerprint, segment):
+        write(directory, state, fingerprint, segment)
+        if segment >= 120:
+            raise KeyboardInterrupt  # as if killed after the checkpoint at step 120
+
+    monkeypatch.setattr(_checkpoint, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        gf.train(NET, optax.adam(1e-2), **kw, checkpoint_dir=tmp_path, checkpoint_every=40)
+    monkeypatch.setattr(_checkpoint, "write", write)
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["segment"] == 120
+    resumed = gf.train(NET, optax.adam(1e-2), **kw, checkpoint_dir=tmp_path, checkpoint_every=40, resume=True)
+    # The same compiled step, the same order of steps: bitwise equal.
+    for name in whole.obs:
+        assert np.array_equal(resumed.obs[name], whole.obs[name], equal_nan=True), name
+    for a, b in zip(jax.tree_util.tree_leaves(resumed.final), jax.tree_util.tree_leaves(whole.final)):
+        assert np.array_equal(a, b)
+    # Another optimiser (here another learning rate) may not continue these checkpoints.
+    assert whole.config["optimizer"] != gf.train(NET, optax.adam(2e-2), **{**kw, "steps": 1}).config["optimizer"]
+    with pytest.raises(ValueError, match="different configuration"):
+        gf.train(NET, optax.adam(2e-2), **kw, checkpoint_dir=tmp_path, checkpoint_every=40, resume=True)
