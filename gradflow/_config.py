@@ -5,6 +5,7 @@ import importlib
 import importlib.metadata
 import math
 import numbers
+import os
 import platform
 import sys
 import types
@@ -92,6 +93,9 @@ def environment() -> dict:
         "x64": bool(jax.config.jax_enable_x64),
         "devices": [str(d) for d in jax.devices()],
         "backend": jax.default_backend(),
+        # Flags that change how XLA compiles (and so the last bits of the results).
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "jax_num_cpu_devices": jax.config.jax_num_cpu_devices,
     }
 
 

@@ -306,6 +306,7 @@ def _resume_args(args):
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CLIError(f"--resume {directory}: command.json is damaged ({e})") from None
     new = _parser().parse_args(argv)
+    new.argv = argv
     new.resume_into = directory
     for name in ("no_cache", "cache_dir"):
         setattr(new, name, getattr(args, name))
@@ -438,7 +439,7 @@ def cmd_run(args):
             checkpoint_dir=checkpoint,
             checkpoint_every=args.checkpoint_every,
             resume=resume_into is not None,
-            command=shlex.join(["gradflow", *sys.argv[1:]]),
+            command=shlex.join(["gradflow", *args.argv]),
         )
     except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from None
@@ -514,7 +515,9 @@ def main(argv=None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command is None:
-            args = _parser().parse_args(["run", *argv])
+            argv = ["run", *argv]
+            args = _parser().parse_args(argv)
+        args.argv = argv  # the exact command, recorded in the run's config
         import jax
 
         jax.config.update("jax_enable_x64", not getattr(args, "x32", False))

@@ -132,3 +132,20 @@ def test_resume_an_interrupted_run(tmp_path, monkeypatch):
     assert (resumed.stats["steps"] == whole.stats["steps"]).all()
     assert not (out / "checkpoint").exists()  # spent once the run is saved
     assert cli.main(["run", "--resume", str(out)]) == 2  # finished: nothing to resume
+
+
+def test_a_run_where_every_seed_fails_is_saved_and_exits_nonzero(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main(["run", "least-squares", "--set", "n=6", "--set", "p=3", "--seeds", "2", "--t1", "100",
+                     "--max-steps", "3", "--out", str(out), "--no-progress", "--no-checkpoint"])
+    captured = capsys.readouterr()
+    assert code == 1
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "every seed failed" in err[0] and "max_steps" in err[0], captured.err
+    run = gf.load(out)  # what was computed is saved and loads
+    assert (run.stats["status"] == gf.Status.MAX_STEPS).all() and (run.stats["steps"] == 3).all()
+    assert np.isfinite(run.obs["loss"][:, 0]).all()
+    assert "2 max_steps" in (out / "summary.txt").read_text()
+    env = run.config["environment"]
+    assert env["versions"]["jax"] and env["x64"] is True and "xla_flags" in env
+    assert run.config["command"].startswith("gradflow run least-squares")

@@ -73,6 +73,38 @@ def test_damaged_directories_are_refused(saved, tmp_path, damage, match):
         gf.load(_damaged(path, tmp_path, damage))
 
 
+def _edit_json(path, edit):
+    meta = json.loads((path / "run.json").read_text())
+    edit(meta)
+    (path / "run.json").write_text(json.dumps(meta))
+
+
+def _foreign_arrays(path):
+    # A well-formed npz of other arrays, with run.json's checksum made to match it.
+    import hashlib
+
+    np.savez(path / "arrays.npz", ts=np.arange(3.0), other=np.ones(2))
+    digest = hashlib.sha256((path / "arrays.npz").read_bytes()).hexdigest()
+    _edit_json(path, lambda m: m.update(arrays_sha256=digest))
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda p: _edit_json(p, lambda m: m["obs"].append("bogus")), "bogus"),
+        (lambda p: _edit_json(p, lambda m: m.pop("config")), "config"),
+        (lambda p: _edit_json(p, lambda m: m["config"]["problem"].update({"class": "nowhere:Nothing"})), "nowhere"),
+        (_foreign_arrays, "arrays"),
+        (lambda p: (p / "arrays.npz").write_bytes(b""), "checksum"),
+    ],
+    ids=["edited-obs-list", "json-without-config", "unknown-problem-class", "foreign-arrays", "empty-npz"],
+)
+def test_edited_directories_are_refused(saved, tmp_path, damage, match):
+    _, path = saved
+    with pytest.raises(gf.RunFormatError, match=match):
+        gf.load(_damaged(path, tmp_path, damage))
+
+
 def test_not_a_directory(tmp_path):
     with pytest.raises(gf.RunFormatError, match="not a directory"):
         gf.load(tmp_path / "nothing-here")
