@@ -149,3 +149,29 @@ def test_a_run_where_every_seed_fails_is_saved_and_exits_nonzero(tmp_path, capsy
     env = run.config["environment"]
     assert env["versions"]["jax"] and env["x64"] is True and "xla_flags" in env
     assert run.config["command"].startswith("gradflow run least-squares")
+
+
+def test_a_full_disk_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from gradflow import _run
+
+    full = shutil.disk_usage(tmp_path)._replace(free=1000)  # 1 kB left
+    monkeypatch.setattr(_run.shutil, "disk_usage", lambda path: full)
+    out = tmp_path / "run"
+    assert cli.main(["run", "least-squares", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "MiB are free" in err and "--out" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+    # Run.save checks the exact size of what it is about to write.
+    run = _small_run()
+    with pytest.raises(OSError, match="MiB are free"):
+        run.save(tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+
+
+def _small_run():
+    from gradflow._run import Run
+
+    return Run(ts=np.linspace(0, 1, 3), obs={"loss": np.ones((1, 3))}, initial={"w": np.zeros((1, 2))},
+              final={"w": np.ones((1, 2))}, stats={"status": np.zeros(1, np.int32)}, config={"kind": "simulate"})
