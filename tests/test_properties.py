@@ -110,14 +110,17 @@ def test_problem_fields_are_checked_with_a_clear_message(field, text, capsys):
         try:
             value = cli._convert(fname, text, default)
             PROBLEMS[name](**{fname: value})
-            valid = True
-        except (cli.CLIError, ValueError, TypeError):
-            valid = False
-        event("valid field value" if valid else "invalid field value")
-        if valid:
+            problem_error = None
+        except (cli.CLIError, ValueError, TypeError) as e:
+            problem_error = str(e).removeprefix("gradflow: ")
+        event("valid field value" if problem_error is None else "invalid field value")
+        if problem_error is None:
             assert "already holds a run" in err, (name, fname, text, err)
         else:
-            assert fname in err, (name, fname, text, err)
+            # The CLI says what the problem says, and that names the field at fault: this
+            # one, or `path` where the dataset is missing (a fresh clone without shared/data).
+            assert problem_error.splitlines()[0] in err, (name, fname, text, err)
+            assert fname in err or "`path`" in err, (name, fname, text, err)
         assert sorted(p.name for p in out.iterdir()) == ["run.json"]  # the old run untouched
 
 
