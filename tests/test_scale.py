@@ -127,7 +127,8 @@ TWO_HOSTS = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow  # ~20 s of two fresh processes; run with `pytest -m slow` (kept out of the 10-minute CI budget)
+# ~20 s of two fresh processes: back in the default suite since it compiles at optimisation
+# level 0 (conftest) and the whole suite takes ~6 min on 2 cores.
 def test_two_processes_over_localhost_equal_one(unsharded, tmp_path):
     import socket
 
