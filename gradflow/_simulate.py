@@ -560,7 +560,11 @@ def _run_segments(signature, build, args, put, directory, fingerprint, resume, e
     # segment ends it on its step budget), so the last segment's budget is what is
     # left of max_steps: the total never exceeds it, as in one solve.
     length = min(every, max_steps)
+    if progress_lines:
+        print("compiling …", flush=True)
     first_fn, compile_first = compiled(signature + ("first", length), lambda: build(steps=length), put(args))
+    if progress_lines:
+        print(f"compiled in {compile_first:.1f} s; integrating", flush=True)
     n = jtu.tree_leaves(items)[0].shape[0]
     state = None
     segment = 0
