@@ -3,12 +3,12 @@ match the run asking for them."""
 
 import hashlib
 import json
-import os
-import time
 from pathlib import Path
 
 import jax.tree_util as jtu
 import numpy as np
+
+from ._files import atomic_write, unwritable_ancestor
 
 FORMAT = "gradflow-checkpoint-1"
 INDEX = "checkpoint.json"
@@ -18,37 +18,18 @@ class CheckpointError(ValueError):
     """A checkpoint directory that cannot be resumed (another configuration, damaged files)."""
 
 
-def unwritable_ancestor(path: Path) -> Path | None:
-    """The nearest existing directory at or above `path` if it is not writable, else None."""
-    probe = path if path.exists() else path.parent
-    while not probe.exists():
-        probe = probe.parent
-    return None if os.access(probe, os.W_OK) else probe
-
-
-def _fsync_dir(directory: Path):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes):
-    """Write `data` to `path` so that a crash leaves either the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        delay = float(os.environ.get("_GRADFLOW_TEST_SLOW_WRITE", "0") or 0)  # tests: widen the window for a kill
-        if delay:
-            time.sleep(delay)
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+def check_arguments(checkpoint_dir, checkpoint_every) -> Path:
+    """Check `checkpoint_dir` / `checkpoint_every` (of `simulate` and `train`)
+    before anything runs; returns the directory as a Path."""
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
+        raise ValueError(f"`checkpoint_every` must be a whole number of steps >= 1; got {checkpoint_every!r}.")
+    path = Path(checkpoint_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"`checkpoint_dir` {path} exists and is not a directory.")
+    probe = unwritable_ancestor(path)
+    if probe is not None:
+        raise ValueError(f"`checkpoint_dir` {path}: {probe} is not writable.")
+    return path
 
 
 def write(directory: Path, state: dict, fingerprint: str, segment: int):
@@ -63,16 +44,15 @@ def write(directory: Path, state: dict, fingerprint: str, segment: int):
     np.savez(buffer, **{f"leaf_{i}": np.asarray(x) for i, x in enumerate(leaves)})
     data = buffer.getvalue()
     name = f"state-{segment:06d}.npz"
-    _atomic_write(directory / name, data)
+    digest = atomic_write(directory / name, lambda f: f.write(data))
     index = {"format": FORMAT, "fingerprint": fingerprint, "segment": segment, "file": name,
-             "sha256": hashlib.sha256(data).hexdigest(), "leaves": len(leaves), "treedef": str(treedef)}
-    _atomic_write(directory / INDEX, json.dumps(index, indent=1).encode())
+             "sha256": digest, "leaves": len(leaves), "treedef": str(treedef)}
+    text = json.dumps(index, indent=1).encode()
+    atomic_write(directory / INDEX, lambda f: f.write(text))
     for old in directory.glob("state-*.npz"):
         if old.name != name:
             old.unlink(missing_ok=True)
-    for tmp in directory.glob(".*.tmp-*"):  # left by a process killed mid-write
-        if tmp.name.endswith(f"-{os.getpid()}"):
-            continue
+    for tmp in directory.glob(".*.tmp"):  # left by a process killed mid-write (this one's are renamed)
         tmp.unlink(missing_ok=True)
 
 

@@ -1,10 +1,6 @@
 """`Run`: the result of `simulate` or `train`, and its save/load."""
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +11,7 @@ import numpy as np
 
 from ._config import problem_from_config
 from ._devices import keys_from_record
+from ._files import atomic_write, check_free_space, sha256_file
 from ._status import Status, describe
 
 FORMAT = "gradflow-run"
@@ -158,7 +155,7 @@ class Run:
             arrays.update({f"{which}/{i}": np.asarray(x) for i, x in enumerate(leaves)})
         check_free_space(path, sum(np.asarray(a).nbytes for a in arrays.values()), "the run")
         path.mkdir(parents=True, exist_ok=True)
-        digest = _atomic_write(path / _ARRAYS, lambda f: np.savez(f, **arrays))
+        digest = atomic_write(path / _ARRAYS, lambda f: np.savez(f, **arrays))
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -169,56 +166,8 @@ class Run:
             "arrays_sha256": digest,
         }
         text = json.dumps(meta, indent=1, allow_nan=False).encode()
-        _atomic_write(path / _META, lambda f: f.write(text))
+        atomic_write(path / _META, lambda f: f.write(text))
         return path
-
-
-def check_free_space(path: Path, need_bytes: float, what: str):
-    """Refuse (OSError) before writing when the disk holding `path` has less
-    than `need_bytes` (+ 1 MiB and 10% for the temporary copy's slack) free."""
-    from ._checkpoint import unwritable_ancestor
-
-    path = Path(path)
-    blocked = unwritable_ancestor(path)
-    if blocked is not None:
-        raise PermissionError(f"{path}: {blocked} is not writable; choose another directory.")
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    need = 1.1 * need_bytes + 2**20
-    if free < need:
-        raise OSError(f"{path}: {what} needs about {need / 2**20:.1f} MiB but only {free / 2**20:.1f} MiB are free "
-                      "there; free some space or choose another directory.")
-
-
-def _atomic_write(target: Path, write) -> str:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        digest = _sha256(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return digest
-
-
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _spread(x) -> str:
@@ -261,7 +210,7 @@ def load(path, *, problem=None) -> Run:
             raise RunFormatError(f"{meta_path} lacks {key!r}; the run record is corrupted.")
     if not arrays_path.exists():
         raise RunFormatError(f"{path} has no {_ARRAYS}; the run is incomplete.")
-    if _sha256(arrays_path) != meta["arrays_sha256"]:
+    if sha256_file(arrays_path) != meta["arrays_sha256"]:
         raise RunFormatError(f"{arrays_path} does not match its checksum: truncated or modified.")
     try:
         with np.load(arrays_path, allow_pickle=False) as z:

@@ -286,8 +286,9 @@ def simulate(
       saved so far to `checkpoint_dir` atomically. With `resume=True` a run
       continues from the last complete segment found there (and starts afresh
       if there is none); a checkpoint of another configuration is refused.
-      `max_steps` is then checked at segment ends. Progress (with `progress`)
-      is a line per segment.
+      `max_steps` still bounds each seed's total steps exactly (the last
+      segment's budget is what is left of it). Progress (with `progress`) is a
+      line per segment, after one saying when compilation ends.
     - `conserved`: also save `drift/NAME`, the drift ‖c(t) − c(0)‖ / max(‖c(0)‖, 1)
       (relative, or absolute where c(0) is small — e.g. 0 from a balanced
       initialisation) of every quantity `problem.conserved` declares (exact invariants of the
@@ -314,7 +315,7 @@ def simulate(
     batching = resolve_batching(batching, batch_size)
     devices = resolve_devices(devices)
     if checkpoint_dir is not None:
-        checkpoint_dir = _check_checkpointing(checkpoint_dir, checkpoint_every)
+        checkpoint_dir = _checkpoint.check_arguments(checkpoint_dir, checkpoint_every)
         progress_lines, progress = progress, False  # segments report progress, not a host callback
     elif resume:
         raise ValueError("`resume=True` needs `checkpoint_dir`, the directory holding the checkpoint.")
@@ -532,20 +533,6 @@ def simulate(
         config=config,
         problem=problem,
     )
-
-
-def _check_checkpointing(checkpoint_dir, checkpoint_every):
-    from pathlib import Path
-
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
-        raise ValueError(f"`checkpoint_every` must be a whole number of steps >= 1; got {checkpoint_every!r}.")
-    path = Path(checkpoint_dir)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"`checkpoint_dir` {path} exists and is not a directory.")
-    probe = _checkpoint.unwritable_ancestor(path)
-    if probe is not None:
-        raise ValueError(f"`checkpoint_dir` {path}: {probe} is not writable.")
-    return path
 
 
 _MAX_STEPS_CODE = _code(dfx.RESULTS.max_steps_reached)

@@ -67,9 +67,7 @@ def train(
         raise TypeError(f"`save` must be a gradflow grid such as gradflow.LogGrid(n=200); got {type(save).__name__}.")
     steps = int(steps)
     if checkpoint_dir is not None:
-        from ._simulate import _check_checkpointing
-
-        checkpoint_dir = _check_checkpointing(checkpoint_dir, checkpoint_every)
+        checkpoint_dir = _checkpoint.check_arguments(checkpoint_dir, checkpoint_every)
     elif resume:
         raise ValueError("`resume=True` needs the `checkpoint_dir` to resume from.")
     keys, seed_record = seeds_to_keys(seeds)

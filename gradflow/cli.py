@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -259,7 +260,7 @@ def _flow(args):
 def _check_out(out: Path, force: bool):
     if (out / "run.json").exists() and not force:
         raise CLIError(f"--out {out} already holds a run; pass --force to overwrite it")
-    from ._checkpoint import unwritable_ancestor
+    from ._files import unwritable_ancestor
 
     parent = unwritable_ancestor(out)
     if parent is not None:
@@ -274,7 +275,7 @@ def _check_space(out, problem, args):
     import equinox as eqx
     import jax
 
-    from ._run import check_free_space
+    from ._files import check_free_space
 
     def sizes(key):
         model, data = problem.init(key)
@@ -404,13 +405,8 @@ def cmd_run(args):
     if checkpoint is not None and resume_into is None:
         out.mkdir(parents=True, exist_ok=True)
         if (out / "checkpoint").exists():
-            import shutil
-
             shutil.rmtree(out / "checkpoint")  # --force over an old run: start afresh
-        # A resumed run must use as many devices as the checkpoint was written with.
-        used = 1 if devices is None else len(devices) if devices != "all" else "all"
-        (out / "command.json").write_text(json.dumps({"argv": _run_argv(args, out) + ["--devices", str(used)]},
-                                                     indent=1))
+        (out / "command.json").write_text(json.dumps({"argv": _run_argv(args, out, devices)}, indent=1))
 
     import matplotlib
 
@@ -445,8 +441,6 @@ def cmd_run(args):
         raise CLIError(str(e)) from None
     run.save(out, force=True if resume_into is not None else args.force)
     if checkpoint is not None:
-        import shutil
-
         shutil.rmtree(checkpoint, ignore_errors=True)  # the run is saved: its checkpoints are spent
     save_figures(run, out)
     problem.figures(run, out)
@@ -463,8 +457,9 @@ def cmd_run(args):
     return 0
 
 
-def _run_argv(args, out):
-    """The `gradflow run` options that reproduce `args` (for --resume)."""
+def _run_argv(args, out, devices):
+    """The `gradflow run` options that reproduce `args` (for --resume), with the
+    devices resolved: a checkpoint resumes only on as many as wrote it."""
     argv = ["run"] + ([args.problem] if args.problem else [])
     for name in ("seeds", "t1", "flow", "eps", "adam_a", "adam_b", "solver", "rtol", "atol", "dt0", "max_steps",
                  "save_n", "t_min", "checkpoint_every"):
@@ -478,7 +473,8 @@ def _run_argv(args, out):
     for flag in ("x32", "no_progress"):
         if getattr(args, flag):
             argv.append(f"--{flag.replace('_', '-')}")
-    return argv + ["--out", str(out), "--force"]
+    used = "all" if devices == "all" else 1 if devices is None else len(devices)
+    return argv + ["--devices", str(used), "--out", str(out), "--force"]
 
 
 def cmd_problems(args):

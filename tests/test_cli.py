@@ -154,10 +154,10 @@ def test_a_run_where_every_seed_fails_is_saved_and_exits_nonzero(tmp_path, capsy
 def test_a_full_disk_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
     import shutil
 
-    from gradflow import _run
+    from gradflow import _files
 
     full = shutil.disk_usage(tmp_path)._replace(free=1000)  # 1 kB left
-    monkeypatch.setattr(_run.shutil, "disk_usage", lambda path: full)
+    monkeypatch.setattr(_files.shutil, "disk_usage", lambda path: full)
     out = tmp_path / "run"
     assert cli.main(["run", "least-squares", "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err
