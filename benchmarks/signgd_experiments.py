@@ -24,8 +24,8 @@ from _common import machine, write_json  # noqa: E402
 
 import gradflow as gf  # noqa: E402
 from gradflow.problems import NoisyMNIST, SignalNoise  # noqa: E402
-from gradflow.problems._mnist import default_mnist  # noqa: E402
-from gradflow.problems._signal_noise_experiments import (  # noqa: E402
+from gradflow.problems.signal_noise import default_mnist  # noqa: E402
+from gradflow.problems.signal_noise.experiments import (  # noqa: E402
     four_stages,
     optimizer_comparison,
     param_distance,

@@ -30,7 +30,7 @@ from _common import machine, table, write_json  # noqa: E402
 
 import gradflow as gf  # noqa: E402
 from gradflow.problems import TextNextToken, paper_scale_text  # noqa: E402
-from gradflow.problems._scan_snap_experiments import text_entropy_vs_lr  # noqa: E402
+from gradflow.problems.scan_snap.experiments import text_entropy_vs_lr  # noqa: E402
 
 problem = paper_scale_text() if args.scale == "paper" else TextNextToken()
 print(f"{args.scale}: vocab {problem.vocab}, context {problem.context}, d {problem.d}, "

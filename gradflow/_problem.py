@@ -2,6 +2,7 @@
 
 import abc
 import dataclasses
+from typing import ClassVar
 
 import equinox as eqx
 import jax.tree_util as jtu
@@ -26,7 +27,14 @@ class AbstractProblem(eqx.Module):
       gradient flow started from `model0`.
     - `conserved(model, data)`: quantities the gradient flow conserves exactly,
       as a dict of arrays (used as accuracy checks).
+
+    `default_t1` (a class attribute) is a horizon on which the dynamics play
+    out; `gradflow run` integrates to it when --t1 is not given. A text report
+    and figures of a run are registered apart from the class, with
+    `gradflow.problems.register_report`.
     """
+
+    default_t1: ClassVar[float] = 10.0
 
     @abc.abstractmethod
     def init(self, key: Array) -> tuple[Model, Data]:
@@ -59,16 +67,6 @@ class AbstractProblem(eqx.Module):
     def conserved(self, model: Model, data: Data) -> dict[str, Array]:
         """Quantities conserved by the unit-rate gradient flow (none by default)."""
         return {}
-
-    def report(self, run) -> str | None:
-        """Optional: a text report on a run of this problem (e.g. a paper's claims,
-        measured), printed and saved by `gradflow run`."""
-        return None
-
-    def figures(self, run, directory) -> list:
-        """Optional: write this problem's own figures of `run` into `directory`
-        and return their paths (`gradflow run` and `gradflow plot` call it)."""
-        return []
 
     @property
     def has_exact_solution(self) -> bool:

@@ -178,8 +178,6 @@ def _numbers(text, option, kind=float):
 def cmd_bench(args):
     import diffrax as dfx
 
-    from .problems import DEFAULT_T1
-
     names = [x.strip().lower() for x in args.solvers.split(",") if x.strip()]
     unknown = [n for n in names if n not in SOLVER_CLASSES]
     if unknown or not names:
@@ -189,7 +187,7 @@ def cmd_bench(args):
     if args.seeds < 1:
         raise CLIError(f"--seeds must be >= 1; got {args.seeds}")
     name, problem = build_problem(args.problem, args.set)
-    t1 = DEFAULT_T1.get(name, 10.0) if args.t1 is None else args.t1
+    t1 = type(problem).default_t1 if args.t1 is None else args.t1
     if not (0 < t1 < float("inf")):
         raise CLIError(f"--t1 must be finite and > 0; got {t1}")
     out = Path(args.out) if args.out else Path("runs") / f"accuracy-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -365,7 +363,7 @@ def _devices(args):
 
 
 def cmd_run(args):
-    from .problems import DEFAULT_T1
+    from .problems import figures as problem_figures, report as problem_report
 
     if args.resume is not None:
         args = _resume_args(args)
@@ -380,7 +378,7 @@ def cmd_run(args):
         raise CLIError(f"--save-n must be >= 3; got {args.save_n}")
     _start_cpu_devices(args)
     name, problem = build_problem(args.problem, args.set)
-    t1 = DEFAULT_T1.get(name, 10.0) if args.t1 is None else args.t1
+    t1 = type(problem).default_t1 if args.t1 is None else args.t1
     if not (t1 > 0 and t1 < float("inf")):
         raise CLIError(f"--t1 must be finite and > 0; got {t1}")
     t_min = args.t_min if args.t_min is not None else t1 * 1e-4
@@ -443,9 +441,9 @@ def cmd_run(args):
     if checkpoint is not None:
         shutil.rmtree(checkpoint, ignore_errors=True)  # the run is saved: its checkpoints are spent
     save_figures(run, out)
-    problem.figures(run, out)
+    problem_figures(run, out)
     summary = run.summary()
-    report = problem.report(run)
+    report = problem_report(run)
     if report:
         summary = f"{summary}\n\n{report}"
     (out / "summary.txt").write_text(summary + "\n")
@@ -495,12 +493,13 @@ def cmd_plot(args):
     matplotlib.use("Agg")
     from . import load
     from .plot import save_figures
+    from .problems import figures as problem_figures
 
     try:
         run = load(args.directory)
     except ValueError as e:
         raise CLIError(str(e)) from None
-    for path in [*save_figures(run, args.directory), *run.problem.figures(run, args.directory)]:
+    for path in [*save_figures(run, args.directory), *problem_figures(run, args.directory)]:
         print(path)
     return 0
 

@@ -151,7 +151,8 @@ def test_g_sign_conditions_measured(reduced_claims):
 
 
 def test_claims_table_and_figures(reduced_run, tmp_path):
-    text = REDUCED.report(reduced_run)
+    # Found through the registry, as `gradflow run` and `gradflow plot` find them.
+    text = gf.problems.report(reduced_run)
     assert "phase 1 ends" in text and "4/4" in text
-    paths = REDUCED.figures(reduced_run, tmp_path)
+    paths = gf.problems.figures(reduced_run, tmp_path)
     assert {p.name for p in paths} == {"fig1a_scores.png", "fig1b_losses.png", "G.png"}

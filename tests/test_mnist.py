@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gradflow.problems import NoisyMNIST, load_mnist, read_idx
-from gradflow.problems._mnist import default_mnist
+from gradflow.problems.signal_noise import default_mnist
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

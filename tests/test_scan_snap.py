@@ -66,6 +66,13 @@ def test_faster_decoder_lowers_loss(syn_small_runs):
     assert fast.obs["loss"][0, -1] < slow.obs["loss"][0, -1]
 
 
+def test_report_and_figures_through_the_registry(syn_small_runs, tmp_path):
+    fast = syn_small_runs[0]
+    assert "transition time" in gf.problems.report(fast)
+    paths = gf.problems.figures(fast, tmp_path)
+    assert [p.name for p in paths] == ["transition.png"] and paths[0].stat().st_size > 0
+
+
 def test_finite_t_gradient_converges_to_population_gradient():
     cls = syn_small()
     pop = ScanSnapPopulation(classes=cls, init_scale=0.5)

@@ -12,7 +12,7 @@ import pytest
 
 import gradflow as gf
 from gradflow.problems import SignalNoise, detect_stages
-from gradflow.problems._signal_noise_experiments import param_distance, sign_limit
+from gradflow.problems.signal_noise.experiments import param_distance, sign_limit
 
 # Small enough to compile in seconds; n·s = 60 ≪ d keeps noise supports nearly disjoint.
 TINY = SignalNoise(n=6, d=300, s=10, mu_norm=np.sqrt(10), m_k=4, m_v=4, n_test=64)

@@ -8,7 +8,7 @@ import pytest
 
 import gradflow as gf
 from gradflow.problems import TextNextToken, load_corpus
-from gradflow.problems._text import default_corpus
+from gradflow.problems.scan_snap import default_corpus
 
 SENTENCES = [
     "the cat sat on the mat .", "the dog sat on the rug .", "a cat ran to the dog .",

@@ -1,36 +1,62 @@
-"""Problems shipped with gradflow, and the registry the command line uses."""
+"""Problems shipped with gradflow, and the registries the command line uses.
 
-from ._cooccurrence import Cooccurrence as Cooccurrence, CooccurrenceTransformer as CooccurrenceTransformer
-from ._cooccurrence_claims import (
-    Claim as Claim,
+Reference problems with closed forms are single modules here; each paper has
+its own subpackage (model and data, claims, figures, experiments):
+
+- `gradflow.problems.cooccurrence`: Yang, Kailkhura, Wang & Liang (2024),
+  arXiv:2410.09605.
+- `gradflow.problems.scan_snap`: Tian, Wang, Chen & Du (2023), arXiv:2305.16380.
+- `gradflow.problems.signal_noise`: Li, Huang, Han, Zhou, Suzuki, Zhu & Chen
+  (2025), arXiv:2410.04870.
+
+A problem's text report and figures are found by its class (`report(run)`,
+`figures(run, directory)`); register your own with `register_report`.
+"""
+
+from . import cooccurrence as cooccurrence, scan_snap as scan_snap, signal_noise as signal_noise
+from ._claims import Claim as Claim, claims_table as claims_table
+from ._diagonal import Diagonal as Diagonal, DiagonalLinear as DiagonalLinear
+from ._least_squares import LeastSquares as LeastSquares, Linear as Linear
+from ._linear_network import LinearNetwork as LinearNetwork, TwoLayerLinear as TwoLayerLinear
+from ._registry import figures as figures, register_report as register_report, report as report
+from .cooccurrence import (
+    Cooccurrence as Cooccurrence,
+    CooccurrenceTransformer as CooccurrenceTransformer,
     claims as cooccurrence_claims,
-    claims_table as claims_table,
     draw_G as draw_G,
     draw_losses as draw_losses,
     draw_scores as draw_scores,
     phase1_end as phase1_end,
 )
-from ._scan_snap import (
+from .scan_snap import (
+    YZ as YZ,
     ScanSnap as ScanSnap,
     ScanSnapPopulation as ScanSnapPopulation,
     SequenceClasses as SequenceClasses,
-    YZ as YZ,
+    TextNextToken as TextNextToken,
+    TextTransformer as TextTransformer,
+    claims as scan_snap_claims,
     fig3_classes as fig3_classes,
     gamma as gamma,
+    load_corpus as load_corpus,
+    measured_transition as measured_transition,
+    paper_scale_text as paper_scale_text,
     snap_prediction as snap_prediction,
     solve_h as solve_h,
     syn_medium as syn_medium,
     syn_small as syn_small,
     transition_time as transition_time,
 )
-from ._scan_snap_claims import claims as scan_snap_claims, measured_transition as measured_transition
-from ._mnist import NoisyMNIST as NoisyMNIST, load_mnist as load_mnist, read_idx as read_idx
-from ._signal_noise import SignalNoise as SignalNoise, SignalNoiseTransformer as SignalNoiseTransformer
-from ._signal_noise_stages import Stages as Stages, detect_stages as detect_stages, draw_stages as draw_stages
-from ._text import TextNextToken as TextNextToken, paper_scale_text as paper_scale_text, TextTransformer as TextTransformer, load_corpus as load_corpus
-from ._diagonal import Diagonal as Diagonal, DiagonalLinear as DiagonalLinear
-from ._least_squares import LeastSquares as LeastSquares, Linear as Linear
-from ._linear_network import LinearNetwork as LinearNetwork, TwoLayerLinear as TwoLayerLinear
+from .signal_noise import (
+    NoisyMNIST as NoisyMNIST,
+    SignalNoise as SignalNoise,
+    SignalNoiseTransformer as SignalNoiseTransformer,
+    Stages as Stages,
+    detect_stages as detect_stages,
+    draw_stages as draw_stages,
+    load_mnist as load_mnist,
+    read_idx as read_idx,
+)
 
 PROBLEMS = {
     "cooccurrence": Cooccurrence,
@@ -43,9 +69,7 @@ PROBLEMS = {
     "signal-noise": SignalNoise,
     "noisy-mnist": NoisyMNIST,
 }
-"""Command-line name → problem class."""
+"""Command-line name → problem class. Each class's `default_t1` is the horizon
+`gradflow run` integrates to when --t1 is not given."""
 
 DEFAULT_PROBLEM = "cooccurrence"
-DEFAULT_T1 = {"text": 100.0, "scan-snap": 1e4, "scan-snap-finite": 1e3, "cooccurrence": 300.0, "linear-network": 10.0, "least-squares": 50.0, "diagonal-network": 20.0,
-              "signal-noise": 0.3, "noisy-mnist": 0.3}
-"""A horizon on which each problem's dynamics play out, used when --t1 is not given."""

@@ -2,6 +2,8 @@
 orthogonal design, where each coordinate's gradient flow is a Riccati equation
 with a closed-form solution."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -32,6 +34,8 @@ class DiagonalLinear(AbstractProblem):
     w± = (−β* ± D)/(2v0²), D = √(β*² + 4u0²v0²):
     w(t) = (w+ − q w−)/(1 − q), q = (1 − w+)/(1 − w−) · e^{−4Dt}.
     """
+
+    default_t1: ClassVar[float] = 20.0
 
     n: int = 32
     p: int = 16

@@ -1,5 +1,7 @@
 """Linear least squares: the gradient flow is linear and solvable in closed form."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -23,6 +25,8 @@ class LeastSquares(AbstractProblem):
     θ_k = θ* + (I − ηH)^k (θ0 − θ*). A large `cond` with t1 ~ cond makes the
     flow stiff (fast modes decay at rate 1, slow ones at 1/cond).
     """
+
+    default_t1: ClassVar[float] = 50.0
 
     n: int = 32
     p: int = 8

@@ -1,6 +1,8 @@
 """Two-layer linear network (Saxe, McClelland & Ganguli 2014): closed-form learning
 of each input–output mode from a balanced, decoupled initialisation."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -31,6 +33,8 @@ class TwoLayerLinear(AbstractProblem):
     Init `"random"`: Gaussian entries of standard deviation √(init_scale / hidden);
     no closed form. W1 W1ᵀ − W2ᵀ W2 is conserved by gradient flow from any init.
     """
+
+    default_t1: ClassVar[float] = 10.0
 
     d_in: int = 8
     hidden: int = 8

@@ -1,18 +1,20 @@
-"""Tian, Wang, Chen & Du (NeurIPS 2023), "Scan and Snap": the reparameterised
-1-layer transformer (Y, Z) on sequence-class data, at finite sequence length
+"""Tian, Wang, Chen & Du (2023), "Scan and Snap: understanding training dynamics
+and token composition in 1-layer transformer", NeurIPS 2023, arXiv:2305.16380:
+the reparameterised 1-layer transformer (Y, Z) on sequence-class data, at finite sequence length
 (Lemma 1) and in the long-sequence limit (Lemma 2), with the theory's
 predictions next to the model."""
 
 import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._problem import AbstractProblem
-from .._typing import Array, Float
-from ._common import check_data_seed, check_float, check_int
+from ..._problem import AbstractProblem
+from ..._typing import Array, Float
+from .._common import check_data_seed, check_float, check_int
 
 
 # ---- sequence-class data ----------------------------------------------------------
@@ -21,9 +23,9 @@ class SequenceClasses(eqx.Module):
 
     Class n has query token `query[n]` (ψ(n)), next token `next_token[n]`, and
     contextual tokens drawn i.i.d. from `P[n]` (a probability vector over the
-    M tokens). Token l is *distinct* if exactly one class that shares a query
-    with it... precisely: if |Ω(l)| = 1 with Ω(l) = {n : P(l|n) > 0}, and
-    *common* if |Ω(l)| > 1.
+    M tokens). With Ω(l) = {n : P(l|n) > 0}, the classes in which token l can
+    occur, token l is *distinct* if |Ω(l)| = 1 (it occurs in one class only)
+    and *common* if |Ω(l)| > 1.
     """
 
     M: int
@@ -71,7 +73,9 @@ class SequenceClasses(eqx.Module):
 
     @property
     def omega(self) -> np.ndarray:
-        """|Ω(l)| for each token, counted among classes that share l's query."""
+        """|Ω(l)| = #{n : P(l|n) > 0} for each token l, counted over all K classes
+        (the presets give classes of different queries disjoint tokens, so this
+        equals the count among the classes that share a query)."""
         return (self.probs > 0).sum(axis=0)
 
     @property
@@ -131,9 +135,6 @@ def fig3_classes(K: int = 10, M: int = 1000, common_weight: float = 1.0) -> Sequ
     return SequenceClasses.from_weights(W, query=[0] * K, next_token=[2 + n for n in range(K)], name=f"fig3-K{K}-M{M}")
 
 
-PRESETS = {"syn-small": syn_small, "syn-medium": syn_medium, "fig3": fig3_classes}
-
-
 # ---- model --------------------------------------------------------------------------
 class YZ(eqx.Module):
     """The paper's reparameterisation: Y = U W_Vᵀ Uᵀ (decoder, M × M) and
@@ -179,12 +180,6 @@ class _ScanSnapBase(AbstractProblem):
         ky, kz = jax.random.split(key)
         return YZ(Y=self.init_scale * jax.random.normal(ky, (M, M)), Z=self.init_scale * jax.random.normal(kz, (M, M)))
 
-    def report(self, run):
-        from ._claims import claims_table
-        from ._scan_snap_claims import claims
-
-        return claims_table(claims(run))
-
     def population_loss(self, model):
         """Lemma 2: E_n CE(Yᵀ f_n, next token of n), classes equally likely."""
         f, _ = model.features(jnp.asarray(self.classes.probs), jnp.asarray(self.classes.query))
@@ -224,6 +219,8 @@ class ScanSnapPopulation(_ScanSnapBase):
     n (0 for tokens that are not distinct in class n).
     """
 
+    default_t1: ClassVar[float] = 1e4
+
     def __check_init__(self):
         self._check()
 
@@ -251,6 +248,8 @@ class ScanSnap(_ScanSnapBase):
     Observables: as `ScanSnapPopulation` (through the population attention
     c_n(Z)), plus `population_loss`.
     """
+
+    default_t1: ClassVar[float] = 1e3
 
     T: int = 128
     N: int = 128

@@ -1,23 +1,26 @@
-"""Li, Huang, Han, Zhou, Suzuki, Zhu & Chen (ICLR 2025): SignGD (and Adam) on a
-two-layer transformer with signal + sparse-noise data. Model, data and the
-paper's tracked quantities; stages are detected in `_signal_noise_stages.py`."""
+"""Li, Huang, Han, Zhou, Suzuki, Zhu & Chen (2025), "On the optimization and
+generalization of two-layer transformers with sign gradient descent", ICLR 2025,
+arXiv:2410.04870: SignGD (and Adam) on a two-layer transformer with signal +
+sparse-noise data. Model, data and the paper's tracked quantities; stages are
+detected in `_stages.py`."""
 
 import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._problem import AbstractProblem
-from .._typing import Array, Float
-from ._common import check_choice, check_data_seed, check_float, check_int, data_key
+from ..._problem import AbstractProblem
+from ..._typing import Array, Float
+from .._common import check_choice, check_data_seed, check_float, check_int, data_key
 
 
 class SignalNoiseTransformer(eqx.Module):
     """f(X) = Σ_l vᵀ X softmax(Xᵀ W_Kᵀ W_Q x_l), v = mean_rows(W_{V,+1}) − mean_rows(W_{V,−1}).
 
     A sample is given as its two patches as rows, `X[..., p, :]` (p = 0: the
-    patch in first position). Scores have no 1/√m_k (PAPERS.md's formula).
+    patch in first position). Scores have no 1/√m_k (the paper's formula).
     """
 
     WQ: Float[Array, "m_k d"]
@@ -61,7 +64,7 @@ def logistic_loss(model, part) -> Float[Array, ""]:
 
 
 class SignalNoise(AbstractProblem):
-    """Two-patch signal + sparse-noise classification (Li et al. 2025, PAPERS.md §2).
+    """Two-patch signal + sparse-noise classification (Li et al. 2025, arXiv:2410.04870).
 
     A sample is X = [y·µ, ξ] with y = ±1 uniform, µ a fixed signal vector of norm
     `mu_norm`, and ξ sparse Gaussian noise: `s` coordinates drawn uniformly
@@ -71,7 +74,7 @@ class SignalNoise(AbstractProblem):
     loss, mean over the `n` training samples. A fresh test set of `n_test`
     samples is drawn from the same distribution (same µ).
 
-    Choices where PAPERS.md is silent (each a field or stated here):
+    Choices where the paper is silent (each a field or stated here):
     - µ = ‖µ‖·e_0, and noise coordinates are drawn from 1 … d−1, so signal and
       noise are orthogonal (as in the sparse-noise data models this paper
       builds on); supports of different samples may overlap (rarely, d ≫ n·s).
@@ -87,6 +90,8 @@ class SignalNoise(AbstractProblem):
     - `data_seed`: None draws data per seed; an int fixes µ, the training and
       the test set for every seed (seeds then differ in initialisation only).
     """
+
+    default_t1: ClassVar[float] = 0.3
 
     n: int = 20
     d: int = 2000
@@ -195,27 +200,3 @@ class SignalNoise(AbstractProblem):
             "s21_mean": jnp.mean(s21),
             "s21_std": jnp.std(s21),
         }
-
-    # ---- command-line hooks ---------------------------------------------------
-    def report(self, run) -> str:
-        from ._signal_noise_stages import detect_stages
-
-        stages = detect_stages(run)
-        lines = [f"stages (criteria: {'; '.join(f'{k}: {v}' for k, v in stages.criteria.items())})", stages.table()]
-        for key in ("loss", "test_loss", "test_accuracy"):
-            last = run.last(key)
-            lines.append(f"final {key.replace('_', ' ')}: {last.mean():.4g} ± {last.std():.2g}")
-        return "\n".join(lines)
-
-    def figures(self, run, directory):
-        from pathlib import Path
-
-        import matplotlib.pyplot as plt
-
-        from ._signal_noise_stages import draw_stages
-
-        fig = draw_stages(run, title="four stages (seed 0)")
-        path = Path(directory) / "stages.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return [path]

@@ -1,14 +1,15 @@
-"""Tian et al. (2023): the theorems measured on a simulated `Run` of
-`ScanSnapPopulation` or `ScanSnap`."""
+"""Tian, Wang, Chen & Du (2023, arXiv:2305.16380): the theorems measured on a
+simulated `Run` of `ScanSnapPopulation` or `ScanSnap`."""
 
 import numpy as np
 
-from ._claims import Claim
-from ._scan_snap import transition_time
+from .._claims import Claim, claims_table
+from ._model import transition_time
 
 
-def _rates(run):
-    rates = run.config["flow"].get("rates") or {}
+def flow_rates(run) -> tuple[float, float]:
+    """(η_Y, η_Z): the rates of the run's flow (1 where not given)."""
+    rates = (run.config.get("flow") or {}).get("rates") or {}
     return float(rates.get("Y", 1.0)), float(rates.get("Z", 1.0))
 
 
@@ -89,7 +90,7 @@ def claims(run) -> list[Claim]:
         {"max relative deviation": identity},
     ))
 
-    eta_Y, eta_Z = _rates(run)
+    eta_Y, eta_Z = flow_rates(run)
     t0 = transition_time(M=cls.M, K=cls.K, eta_Y=eta_Y)
     t_star = measured_transition(run)
     out.append(Claim(
@@ -100,3 +101,8 @@ def claims(run) -> list[Claim]:
         {"t*": t_star, "t0": np.full(run.n_seeds, t0), "t*/t0": t_star / t0},
     ))
     return out
+
+
+def report(run) -> str:
+    """The theorems measured on `run`, as a text table (`gradflow run` prints it)."""
+    return claims_table(claims(run))

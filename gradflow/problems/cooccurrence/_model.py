@@ -1,16 +1,18 @@
-"""Yang, Kailkhura, Wang & Liang (NeurIPS 2024): gradient flow of a one-layer
-transformer learning word co-occurrence. Model, data, observables; the paper's
-claims are measured in `_cooccurrence_claims.py`."""
+"""Yang, Kailkhura, Wang & Liang (2024), "Training dynamics of transformers to
+recognize word co-occurrence via gradient flow analysis", NeurIPS 2024,
+arXiv:2410.09605: the one-layer transformer and its data. Model, data,
+observables; the paper's claims are measured in `_claims.py`."""
 
 import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._problem import AbstractProblem
-from .._typing import Array, Float, Int
-from ._common import check_choice, check_data_seed, check_float, check_int, data_key
+from ..._problem import AbstractProblem
+from ..._typing import Array, Float, Int
+from .._common import check_choice, check_data_seed, check_float, check_int, data_key
 
 MU1, MU2, MU3 = 0, 1, 2  # token indices of the two target words and the common token
 GROUPS = ("I1", "I2", "I3", "I4")
@@ -50,7 +52,7 @@ class CooccurrenceTransformer(eqx.Module):
 
 
 class Cooccurrence(AbstractProblem):
-    """Word co-occurrence (Yang et al. 2024, section 1 of PAPERS.md).
+    """Word co-occurrence (Yang, Kailkhura, Wang & Liang 2024, arXiv:2410.09605).
 
     Tokens µ1, µ2 are the targets, µ3 a common token present in every sample,
     µ_i (i ≥ 4) random words. Groups: I1 (y = +1, µ1 and µ2 present, prob. 1/2),
@@ -78,6 +80,8 @@ class Cooccurrence(AbstractProblem):
     position, µ1/µ2 at distinct other uniformly random positions; the score
     correlation "with random words" is the mean over µ4..µd.
     """
+
+    default_t1: ClassVar[float] = 300.0
 
     n: int = 60
     L: int = 5
@@ -213,14 +217,3 @@ class Cooccurrence(AbstractProblem):
             "QQT-KKT": model.WQ @ model.WQ.T - model.WK @ model.WK.T,
             "WTW-VVT": model.W.T @ model.W - model.WV @ model.WV.T,
         }
-
-    # ---- hooks used by the command line -------------------------------------
-    def report(self, run) -> str:
-        from ._cooccurrence_claims import claims, claims_table
-
-        return claims_table(claims(run))
-
-    def figures(self, run, directory):
-        from ._cooccurrence_claims import save_figures
-
-        return save_figures(run, directory)

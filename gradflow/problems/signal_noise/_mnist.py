@@ -1,4 +1,5 @@
-"""Noisy MNIST in the two-patch form of Li et al. (2025): an IDX reader and a
+"""Noisy MNIST in the two-patch form of Li et al. (2025, arXiv:2410.04870), the
+paper's real-data experiment: an IDX reader and a
 binary digit task whose signal patch is the image and whose noise patch is
 sparse Gaussian noise."""
 
@@ -6,14 +7,15 @@ import functools
 import gzip
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._problem import AbstractProblem
-from ._common import check_data_seed, check_float, check_int, data_key, find_shared_data
-from ._signal_noise import SignalNoiseTransformer, _logistic, logistic_loss
+from ..._problem import AbstractProblem
+from .._common import check_data_seed, check_float, check_int, data_key, find_shared_data
+from ._model import SignalNoiseTransformer, _logistic, logistic_loss
 
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -88,6 +90,8 @@ class NoisyMNIST(AbstractProblem):
     test set, so both come from it), fresh noise, and its own initialisation
     (`data_seed` fixes the data instead). Model and loss: `SignalNoise`'s.
     """
+
+    default_t1: ClassVar[float] = 0.3
 
     path: str | None = None
     digits: tuple[int, int] = (3, 8)

@@ -1,7 +1,7 @@
-"""The experiments of Li et al. (2025), each one function call returning its
-numbers and a matplotlib figure: the four stages under SignGD and the sign flow,
-the sign flow as the small-step limit of SignGD (and what it costs), SignGD vs
-Adam vs GD on the same data, and test loss against the SNR."""
+"""The experiments of Li et al. (2025, arXiv:2410.04870), each one function call
+returning its numbers and a matplotlib figure: the four stages under SignGD and
+the sign flow, the sign flow as the small-step limit of SignGD (and what it
+costs), SignGD vs Adam vs GD on the same data, and test loss against the SNR."""
 
 import dataclasses
 import functools
@@ -12,13 +12,14 @@ import jax.tree_util as jtu
 import numpy as np
 import optax
 
-from .._flows import SignFlow
-from .._grids import LogGrid
-from .._optim import adam_for_flow, sign_gd
-from .._simulate import simulate
-from .._train import train
-from ._signal_noise import SignalNoise
-from ._signal_noise_stages import detect_stages, draw_stages
+from ..._flows import SignFlow
+from ..._grids import LogGrid
+from ..._optim import adam_for_flow, sign_gd
+from ..._simulate import simulate
+from ..._train import train
+from ._figures import draw_stages
+from ._model import SignalNoise
+from ._stages import detect_stages
 
 # The three optimisers of the paper's Fig. 2 at their default settings: SignGD and
 # Adam (β1 = 0.9, β2 = 0.999) at η = 1e-4, GD at η = 0.1 (its updates are not

@@ -1,13 +1,13 @@
-"""The experiments of Tian et al. (2023), each one function call returning its
-numbers and a matplotlib figure."""
+"""The experiments of Tian, Wang, Chen & Du (2023, arXiv:2305.16380), each one
+function call returning its numbers and a matplotlib figure."""
 
 import numpy as np
 
-from .._flows import GradientFlow
-from .._grids import LogGrid
-from .._simulate import simulate, sweep
-from ._scan_snap import ScanSnap, ScanSnapPopulation, fig3_classes, syn_medium, syn_small, transition_time
-from ._scan_snap_claims import measured_transition
+from ..._flows import GradientFlow
+from ..._grids import LogGrid
+from ..._simulate import simulate, sweep
+from ._claims import measured_transition
+from ._model import ScanSnap, ScanSnapPopulation, fig3_classes, syn_medium, syn_small, transition_time
 
 
 def _plt():
@@ -135,8 +135,8 @@ def text_entropy_vs_lr(problem=None, *, learning_rates=(1.0, 2.0, 5.0), steps=50
     import diffrax as dfx
     import optax
 
-    from .._grids import LinearGrid
-    from .._train import train
+    from ..._grids import LinearGrid
+    from ..._train import train
     from ._text import TextNextToken
 
     problem = problem or TextNextToken()

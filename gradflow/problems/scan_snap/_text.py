@@ -1,19 +1,21 @@
-"""Next-token prediction on real text (Tian et al. 2023, Fig. 7/App. G): a
-1-layer transformer on a plain-text corpus, WikiText-2 by default."""
+"""Next-token prediction on real text (Tian, Wang, Chen & Du 2023,
+arXiv:2305.16380, Fig. 7 and App. G): a 1-layer transformer on a plain-text
+corpus, WikiText-2 by default."""
 
 import functools
 import math
 from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._problem import AbstractProblem
-from .._typing import Array, Float
-from ._common import check_choice, check_data_seed, check_float, check_int, find_shared_data
+from ..._problem import AbstractProblem
+from ..._typing import Array, Float
+from .._common import check_choice, check_data_seed, check_float, check_int, find_shared_data
 
 UNK = "<unk>"
 
@@ -95,6 +97,8 @@ class TextNextToken(AbstractProblem):
     mean entropy of the query's attention over the context on held-out windows.
     """
 
+    default_t1: ClassVar[float] = 100.0
+
     path: str | None = None
     vocab: int = 500
     context: int = 16
@@ -134,10 +138,6 @@ class TextNextToken(AbstractProblem):
 
     def corpus(self):
         return load_corpus(self.corpus_path(), self.vocab)
-
-    @property
-    def vocabulary(self) -> tuple[str, ...]:
-        return self.corpus()[1]
 
     def init(self, key):
         ids, itos = self.corpus()
@@ -189,7 +189,7 @@ class TextNextToken(AbstractProblem):
 def paper_scale_text(path: str | None = None) -> "TextNextToken":
     """A paper-scale configuration of the WikiText experiment.
 
-    PAPERS.md does not give the paper's model or data sizes, so this is our
+    The paper does not give its model or data sizes, so this is our
     choice of a scale typical for a 1-layer language model on WikiText-2: every
     word of the validation split in the vocabulary (13,776 distinct words, so no
     word maps to <unk> but <unk> itself), context 64, embedding width 128, 8,192

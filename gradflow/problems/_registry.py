@@ -1,0 +1,69 @@
+"""A problem class's report and figures, found by the class.
+
+A paper's subpackage registers the text report and the figures of its problems
+when it is imported; `gradflow run` and `gradflow plot` look them up through
+`report(run)` and `figures(run, directory)`. The problem classes themselves
+know nothing of claims or plots, so a paper's model never imports its claims.
+"""
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .._problem import AbstractProblem
+
+ReportFn = Callable[..., "str | None"]
+FiguresFn = Callable[..., Sequence]
+
+_REPORTS: dict[type, ReportFn] = {}
+_FIGURES: dict[type, FiguresFn] = {}
+
+
+def register_report(cls: type, *, report: ReportFn | None = None, figures: FiguresFn | None = None) -> type:
+    """Register the text report and/or the figures of runs of problem class `cls`.
+
+    - `report(run) -> str | None`: a text report (e.g. a paper's claims,
+      measured), printed and saved to summary.txt by `gradflow run`.
+    - `figures(run, directory) -> list of paths`: writes the problem's own
+      figures of `run` into `directory` (`gradflow run` and `gradflow plot`).
+
+    A subclass of `cls` that registers nothing of its own uses `cls`'s. Calling
+    this again for `cls` replaces what it gives (a `None` leaves that entry as
+    it was). Returns `cls`.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, AbstractProblem)):
+        raise TypeError(f"register_report: `cls` must be an AbstractProblem subclass; got {cls!r}.")
+    if report is None and figures is None:
+        raise TypeError("register_report: give `report=`, `figures=` or both.")
+    for name, fn in (("report", report), ("figures", figures)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"register_report: `{name}` must be callable; got {fn!r}.")
+    if report is not None:
+        _REPORTS[cls] = report
+    if figures is not None:
+        _FIGURES[cls] = figures
+    return cls
+
+
+def _lookup(table: dict, problem) -> Callable | None:
+    for cls in type(problem).__mro__:
+        if cls in table:
+            return table[cls]
+    return None
+
+
+def report(run) -> str | None:
+    """The registered text report on `run` (a `Run`), or None if its problem's
+    class has none."""
+    fn = _lookup(_REPORTS, run.problem)
+    return None if fn is None else fn(run)
+
+
+def figures(run, directory) -> list[Path]:
+    """Write the registered figures of `run` into `directory` (created if
+    needed) and return their paths; [] if its problem's class has none."""
+    fn = _lookup(_FIGURES, run.problem)
+    if fn is None:
+        return []
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return [Path(p) for p in fn(run, directory)]
