@@ -189,8 +189,8 @@ class TextNextToken(AbstractProblem):
 def paper_scale_text(path: str | None = None) -> "TextNextToken":
     """A paper-scale configuration of the WikiText experiment.
 
-    The paper does not give its model or data sizes, so this is our
-    choice of a scale typical for a 1-layer language model on WikiText-2: every
+    The sizes are our choice, not taken from the paper: a scale typical for a
+    1-layer language model on WikiText-2: every
     word of the validation split in the vocabulary (13,776 distinct words, so no
     word maps to <unk> but <unk> itself), context 64, embedding width 128, 8,192
     training and 1,024 held-out windows per seed. One SGD step is about 45 GFLOP

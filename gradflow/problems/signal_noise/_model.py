@@ -20,7 +20,8 @@ class SignalNoiseTransformer(eqx.Module):
     """f(X) = Σ_l vᵀ X softmax(Xᵀ W_Kᵀ W_Q x_l), v = mean_rows(W_{V,+1}) − mean_rows(W_{V,−1}).
 
     A sample is given as its two patches as rows, `X[..., p, :]` (p = 0: the
-    patch in first position). Scores have no 1/√m_k (the paper's formula).
+    patch in first position). Scores have no 1/√m_k, as the model is
+    stated in the paper's ICLR 2025 reviews.
     """
 
     WQ: Float[Array, "m_k d"]
@@ -74,7 +75,8 @@ class SignalNoise(AbstractProblem):
     loss, mean over the `n` training samples. A fresh test set of `n_test`
     samples is drawn from the same distribution (same µ).
 
-    Choices where the paper is silent (each a field or stated here):
+    Choices of ours, where the paper's abstract, figure captions and reviews
+    (our sources for its setup) are silent (each a field or stated here):
     - µ = ‖µ‖·e_0, and noise coordinates are drawn from 1 … d−1, so signal and
       noise are orthogonal (as in the sparse-noise data models this paper
       builds on); supports of different samples may overlap (rarely, d ≫ n·s).
