@@ -17,7 +17,8 @@ from ._flows import (
 from ._optim import adam_for_flow as adam_for_flow, sign_gd as sign_gd
 from ._grids import AbstractGrid as AbstractGrid, LinearGrid as LinearGrid, LogGrid as LogGrid
 from ._problem import AbstractProblem as AbstractProblem
-from ._run import Run as Run, RunFormatError as RunFormatError, load as load
+from ._load import load as load
+from ._run import Run as Run, RunFormatError as RunFormatError, Stats as Stats
 from ._simulate import simulate as simulate, sweep as sweep
 from ._status import Status as Status
 from ._stop import AbstractStop as AbstractStop, GradNormBelow as GradNormBelow, LossBelow as LossBelow

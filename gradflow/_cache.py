@@ -18,10 +18,11 @@ def enable_compile_cache(directory: str | os.PathLike | None = None) -> Path:
     of the same configuration skips XLA compilation (seconds to minutes).
 
     Every compile is cached, however short (JAX's defaults skip those under
-    1 s). Solves of gradflow's own problems and flows also keep their traced
-    program (`jax.export`, in `directory/programs`), keyed by the full
-    configuration, gradflow's source and the library versions, so a repeat
-    skips tracing too. Returns the directory. The cache is trusted code: keep it private.
+    1 s). JAX keys each entry on the lowered program itself (and the
+    compiler's version and options); models and data are arguments of
+    gradflow's programs, never constants, so one entry serves every data set
+    of the same shapes and no entry can hand back another input's results.
+    Returns the directory. The cache is trusted code: keep it private.
     The `gradflow` command turns it on unless given `--no-cache`.
     """
     import jax
@@ -38,9 +39,6 @@ def enable_compile_cache(directory: str | os.PathLike | None = None) -> Path:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     compilation_cache.reset_cache()  # re-read the settings at the next compile, even after earlier compiles
-    from . import _programs
-
-    _programs.set_directory(directory / "programs")
     return directory
 
 
@@ -51,6 +49,3 @@ def disable_compile_cache() -> None:
 
     jax.config.update("jax_compilation_cache_dir", None)
     compilation_cache.reset_cache()
-    from . import _programs
-
-    _programs.set_directory(None)

@@ -18,11 +18,9 @@ class CheckpointError(ValueError):
     """A checkpoint directory that cannot be resumed (another configuration, damaged files)."""
 
 
-def check_arguments(checkpoint_dir, checkpoint_every) -> Path:
-    """Check `checkpoint_dir` / `checkpoint_every` (of `simulate` and `train`)
-    before anything runs; returns the directory as a Path."""
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
-        raise ValueError(f"`checkpoint_every` must be a whole number of steps >= 1; got {checkpoint_every!r}.")
+def check_directory(checkpoint_dir) -> Path:
+    """Check `checkpoint_dir` (of `simulate` and `train`) before anything runs;
+    returns it as a Path."""
     path = Path(checkpoint_dir)
     if path.exists() and not path.is_dir():
         raise ValueError(f"`checkpoint_dir` {path} exists and is not a directory.")

@@ -1,7 +1,6 @@
 """JSON records of problems, flows, solvers and the environment, and the way back."""
 
 import dataclasses
-import importlib
 import importlib.metadata
 import math
 import numbers
@@ -36,14 +35,6 @@ def to_jsonable(value):
     return repr(value)
 
 
-def _from_jsonable(value):
-    if isinstance(value, list):
-        return tuple(_from_jsonable(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _from_jsonable(v) for k, v in value.items()}
-    return value
-
-
 def class_path(obj) -> str:
     cls = type(obj)
     return f"{cls.__module__}:{cls.__qualname__}"
@@ -57,23 +48,6 @@ def module_config(obj) -> dict:
             continue
         fields[f.name] = to_jsonable(getattr(obj, f.name))
     return {"class": class_path(obj), "fields": fields}
-
-
-def problem_from_config(record: dict):
-    """Rebuild a problem from `module_config(problem)`. Raises ValueError if the
-    class cannot be imported (pass the problem to `gradflow.load` instead)."""
-    path = record["class"]
-    module_name, _, qualname = path.partition(":")
-    try:
-        obj = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(
-            f"cannot import the run's problem class {path!r} ({e}); pass the problem "
-            "explicitly: gradflow.load(dir, problem=MyProblem(...))."
-        ) from None
-    return obj(**{k: _from_jsonable(v) for k, v in record["fields"].items()})
 
 
 def environment() -> dict:
@@ -157,17 +131,14 @@ def describe_object(obj) -> dict:
     return {"class": type(obj).__name__, "repr": repr(obj)[:200]}
 
 
-def run_config(kind, *, problem, save, seeds, batching, batch_size, command, **specific) -> dict:
-    """The JSON record of one `simulate` or `train` call: what both record,
-    plus the keyword arguments particular to `kind`."""
+def run_config(kind, *, problem, seeds, command, **options) -> dict:
+    """The JSON record of one `simulate` or `train` call: the problem, the seeds,
+    the option objects' own records (`options`), the environment and the command."""
     return {
         "kind": kind,
         "problem": module_config(problem),
-        **specific,
-        "save": save.config(),
+        **options,
         "seeds": seeds,
-        "batching": batching,
-        "batch_size": batch_size,
         "environment": environment(),
         "command": command,
     }

@@ -1,5 +1,8 @@
 """`Run`: the result of `simulate` or `train`, and its save/load."""
 
+import dataclasses
+import hashlib
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -9,15 +12,15 @@ import jax
 import jax.tree_util as jtu
 import numpy as np
 
-from ._config import problem_from_config
 from ._devices import keys_from_record
 from ._files import atomic_write, check_free_space, sha256_file
 from ._status import Status, describe
 
 FORMAT = "gradflow-run"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: arrays through Equinox's leaf serialisation, one checksum over arrays and record
 _META = "run.json"
-_ARRAYS = "arrays.npz"
+_ARRAYS = "arrays.eqx"
+_ARRAYS_V1 = "arrays.npz"
 
 
 def _is_array_like(x) -> bool:
@@ -33,6 +36,63 @@ def leaf_names(tree) -> list[str]:
     return [jtu.keystr(p) for p, _ in jtu.tree_flatten_with_path(tree)[0]]
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class Stats:
+    """Per-seed counters and per-call timings of a run.
+
+    Per seed (arrays of shape (seeds,)): `steps`, `accepted`, `rejected`,
+    `gradient_evaluations`, `status` (a `gradflow.Status` code), `result`
+    (diffrax's result code; 0 for `train`), `t_final`. Per call (0-d arrays):
+    `wall_time` and `compile_time` in seconds, `started_at` (Unix time the
+    compiled solve began; NaN where unknown). `stats["steps"]` reads a field
+    by name, as a dict would.
+    """
+
+    steps: np.ndarray
+    accepted: np.ndarray
+    rejected: np.ndarray
+    gradient_evaluations: np.ndarray
+    status: np.ndarray
+    result: np.ndarray
+    t_final: np.ndarray
+    wall_time: np.ndarray
+    compile_time: np.ndarray
+    started_at: np.ndarray = np.nan
+
+    PER_SEED = ("steps", "accepted", "rejected", "gradient_evaluations", "status", "result", "t_final")
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, np.asarray(getattr(self, f.name)))
+        shapes = {np.shape(getattr(self, k)) for k in self.PER_SEED}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+            raise ValueError(f"Stats: per-seed fields must be 1-d arrays of one length; got shapes {shapes}.")
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.keys():
+            raise KeyError(f"{name!r}: run stats are {list(self.keys())}")
+        return getattr(self, name)
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __contains__(self, name) -> bool:
+        return name in self.keys()
+
+    def keys(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self)]
+
+    def items(self):
+        return [(k, getattr(self, k)) for k in self.keys()]
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return dict(self.items())
+
+    def select(self, idx) -> "Stats":
+        """The stats of the seeds `idx` (per-call timings kept)."""
+        return Stats(**{k: (v[idx] if k in self.PER_SEED else v) for k, v in self.items()})
+
+
 class Run:
     """Results of one `simulate` or `train` call over a batch of seeds.
 
@@ -40,10 +100,10 @@ class Run:
     - `obs[name]`: shape (seeds, times, ...); NaN after a seed stopped or failed.
     - `initial`, `final`: the problem's model with a leading seed axis on every
       array (`run.final.W[k]` is seed k's W at its final time).
-    - `stats`: per seed `steps`, `accepted`, `rejected`, `gradient_evaluations`,
-      `status` (a `gradflow.Status`), `result` (diffrax's code), `t_final`;
-      per call `wall_time` and `compile_time` (seconds) and `started_at` (Unix
-      time the compiled solve began).
+    - `stats`: a `Stats`: per seed `steps`, `accepted`, `rejected`,
+      `gradient_evaluations`, `status` (a `gradflow.Status`), `result`
+      (diffrax's code), `t_final`; per call `wall_time` and `compile_time`
+      (seconds) and `started_at` (Unix time the compiled solve began).
     - `config`: a JSON-serialisable record of everything that produced it.
     """
 
@@ -52,7 +112,7 @@ class Run:
         self.obs = {k: np.asarray(v) for k, v in obs.items()}
         self.initial = initial
         self.final = final
-        self.stats = {k: np.asarray(v) for k, v in stats.items()}
+        self.stats = stats if isinstance(stats, Stats) else Stats(**stats)
         self.config = config
         self.problem = problem
 
@@ -86,13 +146,12 @@ class Run:
         """A new Run with only the given seed indices (per-call stats are kept)."""
         idx = np.asarray(seeds)
         take = lambda x: x[idx] if isinstance(x, np.ndarray) and x.ndim >= 1 else x  # noqa: E731
-        per_seed = {k: (v[idx] if v.ndim >= 1 else v) for k, v in self.stats.items()}
         return Run(
             self.ts,
             {k: v[idx] for k, v in self.obs.items()},
             jtu.tree_map(lambda x: take(np.asarray(x)), self.initial),
             jtu.tree_map(lambda x: take(np.asarray(x)), self.final),
-            per_seed,
+            self.stats.select(idx),
             json.loads(json.dumps(self.config)),
             problem=self.problem,
         )
@@ -134,40 +193,57 @@ class Run:
 
     # ---- save / load -------------------------------------------------------
     def save(self, path, *, force: bool = False) -> Path:
-        """Write `run.json` and `arrays.npz` into directory `path` atomically.
+        """Write `arrays.eqx` (Equinox leaf serialisation) and `run.json` into
+        directory `path` atomically.
 
-        The arrays are written first and `run.json` (which holds their checksum)
-        last, each to a temporary file renamed into place, so a directory either
-        loads completely or is refused. An existing run is not overwritten unless
-        `force=True`.
+        The arrays are written first and `run.json` last, each to a temporary file
+        renamed into place, so a directory either loads completely or is refused.
+        `run.json` holds one SHA-256 over the arrays file and the record itself,
+        so an edit to either is detected. An existing run is not overwritten
+        unless `force=True`.
         """
         path = Path(path)
         if (path / _META).exists() and not force:
             raise FileExistsError(f"{path} already holds a run; pass force=True (CLI: --force) to overwrite it.")
-        arrays = {"ts": self.ts}
-        arrays.update({f"obs/{k}": v for k, v in self.obs.items()})
-        arrays.update({f"stats/{k}": v for k, v in self.stats.items()})
-        models = {}
-        for which in ("initial", "final"):
-            tree, _ = split_arrays(getattr(self, which))
-            leaves = jtu.tree_leaves(tree)
-            models[which] = leaf_names(tree)
-            arrays.update({f"{which}/{i}": np.asarray(x) for i, x in enumerate(leaves)})
-        check_free_space(path, sum(np.asarray(a).nbytes for a in arrays.values()), "the run")
+        tree = self._arrays()
+        check_free_space(path, sum(x.nbytes for x in jtu.tree_leaves(tree)), "the run")
         path.mkdir(parents=True, exist_ok=True)
-        digest = atomic_write(path / _ARRAYS, lambda f: np.savez(f, **arrays))
+        buffer = io.BytesIO()
+        eqx.tree_serialise_leaves(buffer, tree)
+        data = buffer.getvalue()
+        atomic_write(path / _ARRAYS, lambda f: f.write(data))
+        (path / _ARRAYS_V1).unlink(missing_ok=True)  # an older run's arrays, overwritten with force
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "config": self.config,
-            "obs": sorted(self.obs),
-            "stats": sorted(self.stats),
-            "models": models,
-            "arrays_sha256": digest,
+            "arrays": {name: [list(leaf.shape), leaf.dtype.str] for name, leaf in _named(tree)},
+            "models": {w: leaf_names(split_arrays(getattr(self, w))[0]) for w in ("initial", "final")},
         }
+        meta["sha256"] = _digest(data, meta)
         text = json.dumps(meta, indent=1, allow_nan=False).encode()
         atomic_write(path / _META, lambda f: f.write(text))
         return path
+
+    def _arrays(self) -> dict:
+        """Every array of the run as one pytree of numpy arrays (what is saved)."""
+        return {
+            "ts": np.asarray(self.ts),
+            "obs": {k: np.asarray(v) for k, v in sorted(self.obs.items())},
+            "stats": {k: np.asarray(v) for k, v in self.stats.items()},
+            "initial": [np.asarray(x) for x in jtu.tree_leaves(split_arrays(self.initial)[0])],
+            "final": [np.asarray(x) for x in jtu.tree_leaves(split_arrays(self.final)[0])],
+        }
+
+
+def _named(tree) -> list:
+    return [(jtu.keystr(p), leaf) for p, leaf in jtu.tree_flatten_with_path(tree)[0]]
+
+
+def _digest(data: bytes, meta: dict) -> str:
+    """SHA-256 over the arrays file and the canonical JSON of the record (without its digest)."""
+    record = json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True, allow_nan=False)
+    return hashlib.sha256(hashlib.sha256(data).digest() + record.encode()).hexdigest()
 
 
 def _spread(x) -> str:
@@ -184,15 +260,13 @@ class RunFormatError(ValueError):
     """A directory that is not a complete, intact gradflow run."""
 
 
-def load(path, *, problem=None) -> Run:
-    """Load a run saved with `Run.save`.
-
-    The model structure is rebuilt from the saved problem (or from `problem`
-    if given, e.g. for a problem class defined in a script). A missing,
-    truncated, edited or foreign directory raises `RunFormatError`.
-    """
+def read(path) -> tuple[dict, dict]:
+    """(the run record, its arrays) from a directory written by `Run.save`, checked
+    against the record's checksum; nothing in it is imported or called. Runs of
+    format version 1 (npz arrays, before gradflow 0.2) are read too. Raises
+    `RunFormatError` for anything else."""
     path = Path(path)
-    meta_path, arrays_path = path / _META, path / _ARRAYS
+    meta_path = path / _META
     if not path.is_dir():
         raise RunFormatError(f"{path} is not a directory holding a gradflow run.")
     if not meta_path.exists():
@@ -203,35 +277,77 @@ def load(path, *, problem=None) -> Run:
         raise RunFormatError(f"{meta_path} is not valid JSON ({e}); the run is corrupted.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise RunFormatError(f"{meta_path} is not a gradflow run record.")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise RunFormatError(f"{path}: run format version {meta.get('format_version')!r} is not supported.")
-    for key in ("config", "obs", "stats", "models", "arrays_sha256"):
+    version = meta.get("format_version")
+    if version == 1:
+        return _read_v1(path, meta)
+    if version != FORMAT_VERSION:
+        raise RunFormatError(f"{path}: run format version {version!r} is not supported by this gradflow "
+                             f"(it reads versions 1 and {FORMAT_VERSION}); load it with the gradflow that wrote it.")
+    for key in ("config", "arrays", "models", "sha256"):
         if key not in meta:
             raise RunFormatError(f"{meta_path} lacks {key!r}; the run record is corrupted.")
+    arrays_path = path / _ARRAYS
+    try:
+        data = arrays_path.read_bytes()
+    except OSError:
+        raise RunFormatError(f"{path} has no {_ARRAYS}; the run is incomplete.") from None
+    if _digest(data, meta) != meta["sha256"]:
+        raise RunFormatError(f"{path}: {_ARRAYS} or {_META} does not match the run's checksum: truncated or modified.")
+    try:
+        names = list(meta["arrays"])
+        like = {name: np.empty(shape, np.dtype(dtype)) for name, (shape, dtype) in meta["arrays"].items()}
+        template = _template(names, like)
+        arrays = eqx.tree_deserialise_leaves(io.BytesIO(data), template)
+    except Exception as e:  # a record that does not describe the file
+        raise RunFormatError(f"{arrays_path} cannot be read against its record ({type(e).__name__}: {e}).") from None
+    return meta, arrays
+
+
+def _template(names, like) -> dict:
+    """The saved pytree's shape, from its leaves' key paths (as `_named` writes them)."""
+    tree = {"ts": None, "obs": {}, "stats": {}, "initial": [], "final": []}
+    for name in names:
+        parts = [p.strip("'\"") for p in name.strip("[]").split("][")]
+        if parts[0] == "ts":
+            tree["ts"] = like[name]
+        elif parts[0] in ("obs", "stats"):
+            tree[parts[0]][parts[1]] = like[name]
+        elif parts[0] in ("initial", "final"):
+            tree[parts[0]].append(like[name])
+        else:
+            raise ValueError(f"unknown array {name!r}")
+    return tree
+
+
+def _read_v1(path: Path, meta: dict) -> tuple[dict, dict]:
+    """Format version 1: arrays in `arrays.npz` (read without pickle), checksum over the arrays only."""
+    for key in ("config", "obs", "stats", "models", "arrays_sha256"):
+        if key not in meta:
+            raise RunFormatError(f"{path / _META} lacks {key!r}; the run record is corrupted.")
+    arrays_path = path / _ARRAYS_V1
     if not arrays_path.exists():
-        raise RunFormatError(f"{path} has no {_ARRAYS}; the run is incomplete.")
+        raise RunFormatError(f"{path} has no {_ARRAYS_V1}; the run is incomplete.")
     if sha256_file(arrays_path) != meta["arrays_sha256"]:
         raise RunFormatError(f"{arrays_path} does not match its checksum: truncated or modified.")
     try:
         with np.load(arrays_path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:  # zipfile/np errors on a damaged archive
-        raise RunFormatError(f"{arrays_path} cannot be read ({e}).") from None
-    try:
-        obs = {k: arrays[f"obs/{k}"] for k in meta["obs"]}
-        stats = {k: arrays[f"stats/{k}"] for k in meta["stats"]}
-        ts = arrays["ts"]
-        leaves = {
-            w: [arrays[f"{w}/{i}"] for i in range(len(meta["models"][w]))] for w in ("initial", "final")
+            flat = {k: z[k] for k in z.files}
+        arrays = {
+            "ts": flat["ts"],
+            "obs": {k: flat[f"obs/{k}"] for k in meta["obs"]},
+            "stats": {k: flat[f"stats/{k}"] for k in meta["stats"]},
+            **{w: [flat[f"{w}/{i}"] for i in range(len(meta["models"][w]))] for w in ("initial", "final")},
         }
     except KeyError as e:
         raise RunFormatError(f"{arrays_path} lacks array {e}; the run is corrupted.") from None
+    except Exception as e:  # zipfile/np errors on a damaged archive
+        raise RunFormatError(f"{arrays_path} cannot be read ({e}).") from None
+    return meta, arrays
+
+
+def assemble_loaded(path, meta: dict, arrays: dict, problem) -> Run:
+    """The `Run` from what `read` returned and the (already trusted) problem."""
     config = meta["config"]
-    if problem is None:
-        try:
-            problem = problem_from_config(config["problem"])
-        except ValueError as e:
-            raise RunFormatError(str(e)) from None
     key = keys_from_record(config["seeds"])[0]
     struct, _ = eqx.filter_eval_shape(problem.init, key)
     arrays_struct, skeleton = split_arrays(struct)
@@ -244,5 +360,8 @@ def load(path, *, problem=None) -> Run:
                 f"the problem's model {names}; pass the problem the run was made with."
             )
         treedef = jtu.tree_structure(arrays_struct)
-        models[which] = eqx.combine(jtu.tree_unflatten(treedef, leaves[which]), skeleton)
-    return Run(ts, obs, models["initial"], models["final"], stats, config, problem=problem)
+        models[which] = eqx.combine(jtu.tree_unflatten(treedef, arrays[which]), skeleton)
+    stats = dict(arrays["stats"])
+    stats.setdefault("started_at", np.nan)
+    return Run(arrays["ts"], arrays["obs"], models["initial"], models["final"], Stats(**stats), config,
+               problem=problem)

@@ -1,6 +1,5 @@
 """`train`: the discrete counterpart of `simulate`, with any optax optimiser."""
 
-import json
 import math
 import time
 
@@ -13,13 +12,55 @@ import optax
 from tqdm import tqdm
 
 from . import _checkpoint
+from ._compile import compile_program
 from ._config import describe_object, module_config, run_config
-from ._devices import batch_over_seeds, resolve_batching, seeds_to_keys
+from ._devices import batch_over_seeds, seeds_to_keys
 from ._grids import AbstractGrid, LogGrid
+from ._options import Batching, Checkpointing, fingerprint
 from ._problem import AbstractProblem
-from ._run import Run, split_arrays
-from ._simulate import _all_finite, check_problem, compiled
+from ._run import Run, Stats
+from ._simulate import check_problem, initialise
+from ._solve import all_finite
 from ._status import Status
+
+
+def _seed_model(problem, skeleton, item, shared):
+    """One seed's model, its trainable/other split and its data."""
+    model = eqx.combine(item["model"], skeleton)
+    params, rest = eqx.partition(model, problem.trainable(model))
+    return params, rest, eqx.combine(item["data"], shared["data"])
+
+
+def _start(problem, optimizer, batching, skeleton, items, shared):
+    """Every seed's trainable parameters, optimiser state and observables at step 0."""
+    def one(item, sh):
+        params, rest, data = _seed_model(problem, skeleton, item, sh)
+        return params, optimizer.init(params), problem.observables(eqx.combine(params, rest), data)
+
+    return batch_over_seeds(one, batching.strategy, batching.batch_size)(items, shared)
+
+
+def _chunk(problem, optimizer, batching, skeleton, items, shared, params, opt_state, first_bad, k0, n):
+    """`n` optimiser steps from step `k0` for every seed; the observables after them."""
+    def one(carry, sh, k0, n):
+        item, params, opt_state, first_bad = carry
+        _, rest, data = _seed_model(problem, skeleton, item, sh)
+
+        def loss_p(p):
+            return problem.loss(eqx.combine(p, rest), data)
+
+        def step(i, carry):
+            p, s, bad = carry
+            updates, s = optimizer.update(jax.grad(loss_p)(p), s, p)
+            p = optax.apply_updates(p, updates)
+            bad = jnp.where((bad < 0) & ~all_finite(p), k0 + i + 1, bad)
+            return p, s, bad
+
+        params, opt_state, first_bad = jax.lax.fori_loop(0, n, step, (params, opt_state, first_bad))
+        return params, opt_state, first_bad, problem.observables(eqx.combine(params, rest), data)
+
+    batched = batch_over_seeds(one, batching.strategy, batching.batch_size)
+    return batched((items, params, opt_state, first_bad), shared, k0, n)
 
 
 def train(
@@ -66,77 +107,40 @@ def train(
     if not isinstance(save, AbstractGrid):
         raise TypeError(f"`save` must be a gradflow grid such as gradflow.LogGrid(n=200); got {type(save).__name__}.")
     steps = int(steps)
-    if checkpoint_dir is not None:
-        checkpoint_dir = _checkpoint.check_arguments(checkpoint_dir, checkpoint_every)
-    elif resume:
-        raise ValueError("`resume=True` needs the `checkpoint_dir` to resume from.")
+    checkpointing = Checkpointing.resolve(checkpoint_dir, checkpoint_every, resume)
     keys, seed_record = seeds_to_keys(seeds)
-    batching = resolve_batching(batching, batch_size)
+    batching = Batching.resolve(batching, batch_size)
     ks = np.unique(np.clip(np.round(save.times(steps * dt) / dt), 0, steps).astype(np.int64))
 
-    def build_init():
-        def one(key):
-            model, data = problem.init(key)
-            params, rest = eqx.partition(model, problem.trainable(model))
-            rest_arrays, _ = split_arrays(rest)
-            obs = problem.observables(model, data)
-            return params, optimizer.init(params), rest_arrays, data, obs, split_arrays(model)[0]
-
-        return jax.vmap(one)
-
-    init_fn, compile_init = compiled(("train-init", problem, optimizer), build_init, (keys,))
-    params, opt_state, rest_arrays, data, obs0, initial = init_fn(keys)
-    struct = eqx.filter_eval_shape(lambda k: problem.init(k)[0], jax.random.PRNGKey(0))
-    _, skeleton = split_arrays(struct)
-    rest_skeleton = eqx.filter_eval_shape(
-        lambda k: split_arrays(eqx.partition(problem.init(k)[0], problem.trainable(problem.init(k)[0]))[1])[1],
-        jax.random.PRNGKey(0),
-    )
-
-    def build_chunk():
-        def one(carry, k0, n):
-            params, opt_state, rest_arrays, data, first_bad = carry
-            rest = eqx.combine(rest_arrays, rest_skeleton)
-
-            def loss_p(p):
-                return problem.loss(eqx.combine(p, rest), data)
-
-            def step(i, carry):
-                p, s, bad = carry
-                updates, s = optimizer.update(jax.grad(loss_p)(p), s, p)
-                p = optax.apply_updates(p, updates)
-                bad = jnp.where((bad < 0) & ~_all_finite(p), k0 + i + 1, bad)
-                return p, s, bad
-
-            params, opt_state, first_bad = jax.lax.fori_loop(0, n, step, (params, opt_state, first_bad))
-            obs = problem.observables(eqx.combine(params, rest), data)
-            return params, opt_state, first_bad, obs
-
-        batched = batch_over_seeds(one, batching, batch_size)
-        return lambda params, opt_state, rest_arrays, data, first_bad, k0, n: batched(
-            (params, opt_state, rest_arrays, data, first_bad), k0, n
-        )
+    initial = initialise(problem, keys, batching)
+    items = {"model": initial.model, "data": initial.data_per_seed}
+    shared = {"data": initial.data_shared}
+    start_args = (problem, optimizer, batching, initial.skeleton, items, shared)
+    start_fn, compile_init = compile_program(_start, *start_args)
+    params, opt_state, obs0 = start_fn(*start_args)
 
     first_bad = jnp.full((keys.shape[0],), -1, dtype=jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
-    example = (params, opt_state, rest_arrays, data, first_bad, jnp.asarray(0), jnp.asarray(1))
-    chunk_fn, compile_chunk = compiled(("train-chunk", problem, optimizer, batching, batch_size), build_chunk, example)
+
+    def chunk_args(params, opt_state, first_bad, k0, n):
+        return (problem, optimizer, batching, initial.skeleton, items, shared, params, opt_state, first_bad,
+                jnp.asarray(k0), jnp.asarray(n))
+
+    chunk_fn, compile_chunk = compile_program(_chunk, *chunk_args(params, opt_state, first_bad, 0, 1))
 
     # Chunks end at save steps (observables) and, with checkpoints, at multiples of
     # checkpoint_every (state written). Observables fill a (seeds, saves) array.
-    bounds = ks if checkpoint_dir is None else np.union1d(ks, np.arange(0, steps + 1, checkpoint_every))
+    bounds = ks if checkpointing is None else np.union1d(ks, np.arange(0, steps + 1, checkpointing.every))
     obs_full = {k: np.full((keys.shape[0], len(ks)) + np.shape(v)[1:], np.nan,
                            dtype=np.result_type(np.asarray(v).dtype, np.float32)) for k, v in obs0.items()}
     for k, v in obs0.items():
         obs_full[k][:, 0] = np.asarray(v)
     k_start = 0
-    fingerprint = None
-    if checkpoint_dir is not None:
-        fingerprint = json.dumps([module_config(problem), describe_object(optimizer), steps, dt, seed_record,
-                                  ks.tolist(), checkpoint_every, batching, batch_size,
-                                  bool(jax.config.jax_enable_x64)], sort_keys=True, default=str)
+    if checkpointing is not None:
+        fingerprint_ = fingerprint(module_config(problem), describe_object(optimizer), steps, dt, seed_record,
+                                   ks.tolist(), checkpointing.config(), batching.config(), initial.digest())
         template = {"params": params, "opt_state": opt_state, "first_bad": first_bad, "obs": obs_full,
                     "k": np.zeros((), np.int64)}
-        loaded = _checkpoint.read(checkpoint_dir, fingerprint, template) if resume else None
+        loaded = _checkpoint.read(checkpointing.directory, fingerprint_, template) if checkpointing.resume else None
         if loaded is not None:
             state = loaded[0]
             params, opt_state = jtu.tree_map(jnp.asarray, state["params"]), jtu.tree_map(jnp.asarray, state["opt_state"])
@@ -148,19 +152,17 @@ def train(
         if k_next <= k_start:
             continue  # done before the checkpoint this run resumed from
         start = time.perf_counter()
-        params, opt_state, first_bad, obs = chunk_fn(
-            params, opt_state, rest_arrays, data, first_bad, jnp.asarray(k_prev), jnp.asarray(k_next - k_prev)
-        )
+        params, opt_state, first_bad, obs = chunk_fn(*chunk_args(params, opt_state, first_bad, k_prev, k_next - k_prev))
         obs = jax.block_until_ready(obs)
         wall += time.perf_counter() - start
         if int(k_next) in save_index:
             for name, value in obs.items():
                 obs_full[name][:, save_index[int(k_next)]] = np.asarray(value)
         bar.update(int(k_next - k_prev))
-        if checkpoint_dir is not None and k_next % checkpoint_every == 0 and k_next < steps:
+        if checkpointing is not None and k_next % checkpointing.every == 0 and k_next < steps:
             state = {"params": params, "opt_state": opt_state, "first_bad": first_bad, "obs": obs_full,
                      "k": np.asarray(k_next, np.int64)}
-            _checkpoint.write(checkpoint_dir, jtu.tree_map(np.asarray, state), fingerprint, int(k_next))
+            _checkpoint.write(checkpointing.directory, jtu.tree_map(np.asarray, state), fingerprint_, int(k_next))
     bar.close()
 
     obs = obs_full
@@ -168,27 +170,18 @@ def train(
     n = keys.shape[0]
     status = np.where(first_bad >= 0, int(Status.NONFINITE), int(Status.OK)).astype(np.int32)
     done = np.where(first_bad >= 0, first_bad, steps)
-    final = eqx.combine(eqx.combine(params, rest_arrays), skeleton)
-    stats = {
-        "steps": done,
-        "accepted": done,
-        "rejected": np.zeros(n, dtype=np.int64),
-        "gradient_evaluations": done.astype(float),
-        "status": status,
-        "result": np.zeros(n, dtype=np.int32),
-        "t_final": done * dt,
-        "wall_time": np.array(wall),
-        "compile_time": np.array(compile_init + compile_chunk),
-    }
-    config = run_config(
-        "train", problem=problem, save=save, seeds=seed_record, batching=batching, batch_size=batch_size,
-        command=command, optimizer=describe_object(optimizer), steps=steps, dt=dt, save_steps=ks.tolist(),
-    )
+    final = eqx.combine(jtu.tree_map(np.asarray, params), jtu.tree_map(np.asarray, initial.model), initial.skeleton)
+    stats = Stats(steps=done, accepted=done, rejected=np.zeros(n, dtype=np.int64),
+                  gradient_evaluations=done.astype(float), status=status, result=np.zeros(n, dtype=np.int32),
+                  t_final=done * dt, wall_time=wall, compile_time=initial.compile_time + compile_init + compile_chunk)
+    config = run_config("train", problem=problem, seeds=seed_record, command=command,
+                        optimizer=describe_object(optimizer), steps=steps, dt=dt, save_steps=ks.tolist(),
+                        save=save.config(), **batching.config())
     return Run(
         ts=ks * dt,
         obs=obs,
-        initial=eqx.combine(initial, skeleton),
-        final=jtu.tree_map(np.asarray, final),
+        initial=eqx.combine(jtu.tree_map(np.asarray, initial.model), initial.skeleton),
+        final=final,
         stats=stats,
         config=config,
         problem=problem,

@@ -1,0 +1,190 @@
+"""Small immutable option objects: the one place each option of `simulate` lives.
+
+`simulate`'s keyword arguments are gathered into these Equinox modules, which
+check themselves in `__check_init__` (as diffrax's controllers do). Everything
+else is derived from them: the program's compile key (their static parts, see
+`gradflow._compile`), the numbers that enter the program as arguments
+(`runtime`), the run's JSON record and the checkpoint fingerprint (`config`).
+A new option is added to one of these objects, plus one parser line if the
+command line exposes it.
+"""
+
+import math
+from pathlib import Path
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._config import describe_object
+from ._devices import resolve_batching, resolve_devices
+from ._grids import AbstractGrid, _check_t1
+from ._stop import AbstractStop
+
+
+def _positive_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _traced_tolerances(controller) -> bool:
+    """A PID controller's rtol/atol enter the program as arguments, so a ladder of
+    tolerances (a work-precision diagram) shares one compile."""
+    return isinstance(controller, dfx.PIDController)
+
+
+class Integration(eqx.Module):
+    """What one seed's solve computes: horizon, solver, step control, save times,
+    stop rule and extra observables."""
+
+    t1: float = eqx.field(converter=_check_t1)
+    solver: dfx.AbstractSolver
+    stepsize_controller: dfx.AbstractStepSizeController
+    save: AbstractGrid
+    dt0: float | None = None
+    max_steps: int = 100_000
+    stop: AbstractStop | None = None
+    conserved: bool = False
+    progress: bool = False
+
+    def __check_init__(self):
+        solver, controller = self.solver, self.stepsize_controller
+        if not isinstance(solver, dfx.AbstractSolver):
+            raise TypeError(f"`solver` must be a diffrax solver such as diffrax.Tsit5(); got {type(solver).__name__}.")
+        if not isinstance(controller, dfx.AbstractStepSizeController):
+            raise TypeError(
+                "`stepsize_controller` must be a diffrax controller such as "
+                f"diffrax.PIDController(rtol=1e-6, atol=1e-8); got {type(controller).__name__}."
+            )
+        if self.adaptive:
+            for name in ("rtol", "atol"):
+                value = getattr(controller, name)
+                if not _positive_number(value):
+                    raise ValueError(f"`stepsize_controller.{name}` must be finite and > 0; got {value!r}.")
+            if not isinstance(solver, dfx.AbstractAdaptiveSolver):
+                raise ValueError(
+                    f"{type(solver).__name__} has no error estimate, so it cannot be used with an adaptive "
+                    "`stepsize_controller`; pass stepsize_controller=diffrax.ConstantStepSize() and dt0."
+                )
+        if self.dt0 is not None and not _positive_number(self.dt0):
+            raise ValueError(f"`dt0` must be finite and > 0, or None; got {self.dt0!r}.")
+        if isinstance(controller, dfx.ConstantStepSize) and self.dt0 is None:
+            raise ValueError("`dt0` is required with diffrax.ConstantStepSize(): pass the fixed step size, e.g. dt0=1e-2.")
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(f"`max_steps` must be an integer >= 1; got {self.max_steps!r}.")
+        if not isinstance(self.save, AbstractGrid):
+            raise TypeError(f"`save` must be a gradflow grid such as gradflow.LogGrid(n=200); got {type(self.save).__name__}.")
+        if self.stop is not None and not isinstance(self.stop, AbstractStop):
+            raise TypeError(
+                f"`stop` must be None or a stop condition such as gradflow.LossBelow(1e-3); got {type(self.stop).__name__}."
+            )
+
+    @property
+    def adaptive(self) -> bool:
+        return isinstance(self.stepsize_controller, dfx.AbstractAdaptiveStepSizeController)
+
+    def times(self) -> np.ndarray:
+        return self.save.times(self.t1)
+
+    def runtime(self) -> dict:
+        """The numbers that enter the compiled program as arguments (so ladders of
+        t1, dt0 or tolerances share one compile): save times, t1, dt0, rtol/atol."""
+        out = {"ts": jnp.asarray(self.times()), "t1": jnp.asarray(self.t1),
+               "dt0": jnp.asarray(0.0 if self.dt0 is None else self.dt0)}
+        if _traced_tolerances(self.stepsize_controller):
+            out["tol"] = jnp.asarray([self.stepsize_controller.rtol, self.stepsize_controller.atol])
+        return out
+
+    def static(self) -> "Integration":
+        """This object with its runtime numbers replaced by placeholders: the part
+        compiled into the program (and so part of its compile key)."""
+        ctrl = self.stepsize_controller
+        if _traced_tolerances(ctrl):
+            ctrl = eqx.tree_at(lambda c: (c.rtol, c.atol), ctrl, (1.0, 1.0))
+        return Integration(t1=1.0, solver=self.solver, stepsize_controller=ctrl, save=_SaveShape(self.save.n),
+                           dt0=None if self.dt0 is None else 1.0, max_steps=self.max_steps, stop=self.stop,
+                           conserved=self.conserved, progress=self.progress)
+
+    def controller(self, runtime: dict):
+        """The step-size controller with its traced tolerances put back."""
+        ctrl = self.stepsize_controller
+        if "tol" in runtime:
+            ctrl = eqx.tree_at(lambda c: (c.rtol, c.atol), ctrl, (runtime["tol"][0], runtime["tol"][1]))
+        return ctrl
+
+    def config(self) -> dict:
+        return {"solver": describe_object(self.solver), "stepsize_controller": describe_object(self.stepsize_controller),
+                "t1": self.t1, "dt0": self.dt0, "max_steps": self.max_steps, "save": self.save.config(),
+                "stop": describe_object(self.stop), "conserved": bool(self.conserved)}
+
+
+class _SaveShape(AbstractGrid):
+    """Stands for a grid inside `Integration.static()`: only the number of save
+    times is compiled in (the times themselves are an argument)."""
+
+    n: int
+
+    def times(self, t1):  # pragma: no cover - never asked for
+        raise NotImplementedError
+
+
+class Batching(eqx.Module):
+    """How seeds share the compiled solve: `strategy` "map" or "vmap" (resolved
+    from "auto"), `batch_size` seeds vmapped at a time under "map", and the
+    devices the seeds are split over (None: one device)."""
+
+    strategy: str = "auto"
+    batch_size: int | None = None
+    devices: tuple | None = None
+
+    def __check_init__(self):
+        if self.strategy not in ("map", "vmap"):
+            raise ValueError(f"`batching` must be 'auto', 'vmap' or 'map'; got {self.strategy!r}.")
+
+    @classmethod
+    def resolve(cls, batching="auto", batch_size=None, devices=None) -> "Batching":
+        return cls(resolve_batching(batching, batch_size), batch_size, resolve_devices(devices))
+
+    @property
+    def n_devices(self) -> int | None:
+        return None if self.devices is None else len(self.devices)
+
+    def config(self) -> dict:
+        return {"batching": self.strategy, "batch_size": self.batch_size,
+                "devices": None if self.devices is None else [str(d) for d in self.devices]}
+
+
+class Checkpointing(eqx.Module):
+    """Integrate in segments of `every` steps per seed, writing each to
+    `directory`; `resume` continues from the last one found there."""
+
+    directory: Path
+    every: int = 1000
+    resume: bool = False
+
+    def __check_init__(self):
+        every = self.every
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"`checkpoint_every` must be a whole number of steps >= 1; got {every!r}.")
+
+    @classmethod
+    def resolve(cls, directory, every, resume) -> "Checkpointing | None":
+        if directory is None:
+            if resume:
+                raise ValueError("`resume=True` needs `checkpoint_dir`, the directory holding the checkpoint.")
+            return None
+        from ._checkpoint import check_directory
+
+        return cls(check_directory(directory), every, bool(resume))
+
+    def config(self) -> dict:
+        return {"checkpoint_every": int(self.every)}
+
+
+def fingerprint(*records) -> str:
+    """The checkpoint fingerprint: the JSON of the records that define a run's
+    trajectory (option configs, problem, seeds, precision)."""
+    import json
+
+    return json.dumps([*records, bool(jax.config.jax_enable_x64)], sort_keys=True, default=str)
