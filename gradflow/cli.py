@@ -1,17 +1,31 @@
 """The `gradflow` command: run problems, list them, redraw figures."""
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
 import time
+import types
+import typing
 from pathlib import Path
 
-SOLVERS = ("tsit5", "dopri5", "dopri8", "bosh3", "heun", "midpoint", "euler", "kvaerno5")
-FLOWS = ("gradient", "sign", "adam")
+SOLVERS = {
+    "tsit5": "Tsit5", "dopri5": "Dopri5", "dopri8": "Dopri8", "bosh3": "Bosh3", "heun": "Heun",
+    "midpoint": "Midpoint", "euler": "Euler", "kvaerno5": "Kvaerno5",
+}
+"""Command-line solver name → diffrax solver class (named, so that `--help` does not import diffrax)."""
+
+FLOWS = {
+    "gradient": ("GradientFlow", lambda args: {}),
+    "sign": ("SignFlow", lambda args: {"eps": args.eps}),
+    "adam": ("AdamFlow", lambda args: {"a": args.adam_a, "b": args.adam_b, "eps": args.eps}),
+}
+"""Command-line flow name → (gradflow flow class, its options from the parsed arguments; None: the flow's default)."""
 
 
 class CLIError(Exception):
@@ -34,9 +48,9 @@ def _parser():
     r.add_argument("--t1", type=float, default=None, help="final flow time (default: the problem's)")
     r.add_argument("--flow", choices=FLOWS, default="gradient")
     r.add_argument("--eps", type=float, default=None,
-                   help="regularisation of the sign flow (default 1e-3) or Adam's ε (default 1e-8)")
-    r.add_argument("--adam-a", type=float, default=100.0, help="AdamFlow: β1 = 1 − a·η (default 100)")
-    r.add_argument("--adam-b", type=float, default=1.0, help="AdamFlow: β2 = 1 − b·η (default 1)")
+                   help="regularisation of the sign flow (default: SignFlow's, 1e-3) or Adam's ε (AdamFlow's, 1e-8)")
+    r.add_argument("--adam-a", type=float, default=None, help="AdamFlow: β1 = 1 − a·η (default: AdamFlow's, 100)")
+    r.add_argument("--adam-b", type=float, default=None, help="AdamFlow: β2 = 1 − b·η (default: AdamFlow's, 1)")
     r.add_argument("--rate", action="append", default=[], metavar="FIELD=RATE", help="per-field flow rate")
     r.add_argument("--solver", choices=SOLVERS, default="tsit5")
     r.add_argument("--rtol", type=float, default=1e-6)
@@ -104,30 +118,102 @@ def _start_cache(args):
         raise CLIError(f"--cache-dir: {e}") from None
 
 
-def _convert(name, text, default):
-    """Parse `--set` text using the type of the field's default value."""
+_TRUE, _FALSE, _NONE = ("true", "1", "yes", "on"), ("false", "0", "no", "off"), ("none", "null")
+
+
+class _NotSettable(TypeError):
+    """An annotation that command-line text cannot express (a module, a nested tuple, ...)."""
+
+
+def type_name(annotation) -> str:
+    """An annotation as it is written in the class: `int`, `str | None`, `tuple[float, ...]`."""
+    if annotation is type(None):
+        return "None"
+    if annotation is Ellipsis:
+        return "..."
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(repr(a) for a in args)}]"
+    if origin is not None:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(type_name(a) for a in args)}]"
+    return getattr(annotation, "__name__", str(annotation).removeprefix("typing."))
+
+
+def parse_value(text: str, annotation):
+    """Read command-line `text` as a value of type `annotation`, from the annotation
+    alone (`get_origin`/`get_args`): bool, int, float, str, None, unions of them,
+    `Literal[...]`, and tuples or lists of them written comma-separated. ValueError
+    if the text is not such a value; `_NotSettable` if no text could be."""
     low = text.strip().lower()
-    try:
-        if isinstance(default, bool):
-            if low in ("true", "1", "yes", "on"):
-                return True
-            if low in ("false", "0", "no", "off"):
-                return False
-            raise ValueError
-        if default is None:
-            if low in ("none", "null"):
-                return None
-            return int(text) if low.lstrip("-").isdigit() else float(text)
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float):
-            return float(text)
-        if isinstance(default, tuple):
-            kind = type(default[0]) if default else float
-            return tuple(kind(x) for x in text.split(",") if x.strip())
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is type(None) or annotation is None:
+        if low in _NONE:
+            return None
+        raise ValueError(text)
+    if origin in (typing.Union, types.UnionType):
+        for option in sorted(args, key=lambda a: a is not type(None)):  # "none" is None, even for `str | None`
+            try:
+                return parse_value(text, option)
+            except ValueError:
+                pass
+        raise ValueError(text)
+    if origin is typing.Literal:
+        for value in args:
+            if low == str(value).lower():
+                return value
+        raise ValueError(text)
+    if annotation is bool:
+        if low in _TRUE or low in _FALSE:
+            return low in _TRUE
+        raise ValueError(text)
+    if annotation is int:
+        try:
+            return int(low)
+        except ValueError:
+            value = float(low)  # 1e4 is an int too
+            if not value.is_integer():
+                raise
+            return int(value)
+    if annotation is float:
+        return float(low)
+    if annotation is str:
         return text
+    if origin in (tuple, list) and args:
+        if any(typing.get_origin(a) in (tuple, list) for a in args):
+            raise _NotSettable(annotation)
+        items = [x for x in text.strip().strip("()[]").split(",") if x.strip()]
+        if origin is list or (len(args) == 2 and args[1] is Ellipsis):
+            kinds = [args[0]] * len(items)
+        elif len(items) == len(args):
+            kinds = list(args)
+        else:
+            raise ValueError(text)
+        return origin(parse_value(x, k) for x, k in zip(items, kinds))
+    raise _NotSettable(annotation)
+
+
+def _field_types(cls) -> dict:
+    """A dataclass's init fields → their annotations (resolved where they can be)."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve at run time: the field's own record of it
+        hints = {}
+    return {f.name: hints.get(f.name, f.type) for f in dataclasses.fields(cls) if f.init}
+
+
+def _convert(cls, field: str, text: str):
+    """`--set FIELD=TEXT` for problem class `cls`: the value, read by the field's annotation."""
+    annotation = _field_types(cls)[field]
+    try:
+        return parse_value(text, annotation)
+    except _NotSettable:
+        raise CLIError(f"--set {field}: {cls.__name__}.{field} is a {type_name(annotation)}, which the command line "
+                       "cannot express; set it from Python") from None
     except ValueError:
-        raise CLIError(f"--set {name}={text}: cannot read {text!r} as {type(default).__name__}") from None
+        listed = " (comma-separated)" if typing.get_origin(annotation) in (tuple, list) else ""
+        raise CLIError(f"--set {field}={text}: cannot read {text!r} as {type_name(annotation)}{listed}") from None
 
 
 def _pairs(items, option):
@@ -147,112 +233,118 @@ def build_problem(name, sets):
     if name not in PROBLEMS:
         raise CLIError(f"unknown problem {name!r}; choose one of {sorted(PROBLEMS)} (see `gradflow problems`)")
     cls = PROBLEMS[name]
-    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.init}
+    names = _field_types(cls)
     fields = {}
     for field, text in _pairs(sets, "--set").items():
-        if field not in defaults:
-            raise CLIError(f"--set {field}: {cls.__name__} has no field {field!r}; its fields are {sorted(defaults)}")
-        fields[field] = _convert(field, text, defaults[field])
+        if field not in names:
+            raise CLIError(f"--set {field}: {cls.__name__} has no field {field!r}; its fields are {sorted(names)}")
+        fields[field] = _convert(cls, field, text)
     try:
         return name, cls(**fields)
     except (ValueError, TypeError) as e:
         raise CLIError(f"--set: {e}") from None
 
 
-SOLVER_CLASSES = {
-    "tsit5": "Tsit5", "dopri5": "Dopri5", "dopri8": "Dopri8", "bosh3": "Bosh3", "heun": "Heun",
-    "midpoint": "Midpoint", "euler": "Euler", "kvaerno5": "Kvaerno5",
+_RUN_OPTIONS = {
+    "seeds": "--seeds", "t1": "--t1", "stepsize_controller.rtol": "--rtol", "stepsize_controller.atol": "--atol",
+    "dt0": "--dt0", "max_steps": "--max-steps", "checkpoint_every": "--checkpoint-every", "checkpoint_dir": "--out",
 }
+_GRID_OPTIONS = {"n": "--save-n", "t_min": "--t-min"}
+_FLOW_OPTIONS = {"eps": "--eps", "a": "--adam-a", "b": "--adam-b", "rates": "--rate"}
+_BENCH_OPTIONS = {"seeds": "--seeds", "t1": "--t1", "tolerances": "--rtols", "step_sizes": "--steps"}
+"""The library's argument names, as its messages quote them (`name`), → the options that set them."""
+
+
+@contextlib.contextmanager
+def _refused(options: dict, prefix: str | None = None):
+    """Turn the library's ValueError/TypeError about an argument into a one-line
+    CLIError that names the option instead: the CLI does not repeat the
+    library's checks, it translates their messages. `prefix` leads a message
+    that quotes none of `options`."""
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        named = []
+
+        def option(match):
+            name, key = match.group(1), match.group(2)
+            if name not in options:
+                return match.group(0)
+            named.append(options[name])
+            return options[name] + (" " + key.strip("[]'") if key else "")  # `rates['W']` → --rate W
+
+        message = re.sub(r"`([\w.]+)(\[[^`]*\])?`", option, str(e))
+        raise CLIError(message if named or not prefix else f"{prefix}: {message}") from None
 
 
 def _numbers(text, option, kind=float):
+    """Comma-separated numbers (whether they are valid values is the library's to say)."""
     try:
-        values = [kind(x) for x in text.split(",") if x.strip()]
+        return [kind(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise CLIError(f"{option} {text!r}: expected comma-separated numbers") from None
-    if not values or any(not v > 0 for v in values):
-        raise CLIError(f"{option} {text!r}: expected numbers > 0")
-    return values
+
+
+def _solver_names(text):
+    names = [x.strip().lower() for x in text.split(",") if x.strip()]
+    unknown = [n for n in names if n not in SOLVERS]
+    if unknown or not names:
+        raise CLIError(f"--solvers: unknown {unknown or names}; choose from {sorted(SOLVERS)}")
+    return names
 
 
 def cmd_bench(args):
     import diffrax as dfx
 
-    names = [x.strip().lower() for x in args.solvers.split(",") if x.strip()]
-    unknown = [n for n in names if n not in SOLVER_CLASSES]
-    if unknown or not names:
-        raise CLIError(f"--solvers: unknown {unknown or names}; choose from {sorted(SOLVER_CLASSES)}")
+    names = _solver_names(args.solvers)
     rtols = _numbers(args.rtols, "--rtols")
     steps = _numbers(args.steps, "--steps", int)
-    if args.seeds < 1:
-        raise CLIError(f"--seeds must be >= 1; got {args.seeds}")
+    if any(n < 1 for n in steps):  # the library takes step sizes (t1 / steps): counts are the CLI's own
+        raise CLIError(f"--steps {args.steps!r}: expected numbers of steps >= 1")
     name, problem = build_problem(args.problem, args.set)
     t1 = type(problem).default_t1 if args.t1 is None else args.t1
-    if not (0 < t1 < float("inf")):
-        raise CLIError(f"--t1 must be finite and > 0; got {t1}")
     out = Path(args.out) if args.out else Path("runs") / f"accuracy-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     _check_out(out, True)
     import matplotlib
 
     matplotlib.use("Agg")
-    from .accuracy import reference, work_precision
+    from .accuracy import work_precision
     from .plot import work_precision as draw
 
-    solvers = [getattr(dfx, SOLVER_CLASSES[n])() for n in names]
+    solvers = [getattr(dfx, SOLVERS[n])() for n in names]
     print(f"gradflow bench accuracy {name}: t1 = {t1:g}, {args.seeds} seeds, "
-          f"{'float32' if args.x32 else 'float64'}; reference first", flush=True)
-    ref = reference(problem, t1=t1, seeds=args.seeds)
-    print(ref, flush=True)
-    table = work_precision(problem, solvers=solvers, tolerances=rtols, step_sizes=[t1 / n for n in steps], t1=t1,
-                           seeds=args.seeds, reference=ref, progress=True)
+          f"{'float32' if args.x32 else 'float64'}; the reference first", flush=True)
+    with _refused(_BENCH_OPTIONS):  # work_precision checks its arguments before it solves anything
+        table = work_precision(problem, solvers=solvers, tolerances=rtols, step_sizes=[t1 / n for n in steps],
+                               t1=t1, seeds=args.seeds, progress=True)
     out.mkdir(parents=True, exist_ok=True)
     table.save(out / "work_precision.json")
-    (out / "work_precision.txt").write_text(str(table) + "\n" + str(ref) + "\n")
+    (out / "work_precision.txt").write_text(str(table) + "\n" + table.meta["reference"] + "\n")
     draw(table).savefig(out / "work_precision.png", dpi=110)
     print(table)
+    print(table.meta["reference"])
     print(f"saved to {out}")
     return 0
 
 
 def _solver(args):
+    """--solver, --rtol, --atol → a diffrax solver and controller: PID for a solver
+    with an error estimate, fixed steps (--dt0) for one without."""
     import diffrax as dfx
 
-    solver = {
-        "tsit5": dfx.Tsit5,
-        "dopri5": dfx.Dopri5,
-        "dopri8": dfx.Dopri8,
-        "bosh3": dfx.Bosh3,
-        "heun": dfx.Heun,
-        "midpoint": dfx.Midpoint,
-        "euler": dfx.Euler,
-        "kvaerno5": dfx.Kvaerno5,
-    }[args.solver]()
-    for name in ("rtol", "atol"):
-        value = getattr(args, name)
-        if not (0 < value < float("inf")):
-            raise CLIError(f"--{name} must be finite and > 0; got {value}")
-    if args.dt0 is not None and not (0 < args.dt0 < float("inf")):
-        raise CLIError(f"--dt0 must be finite and > 0; got {args.dt0}")
-    if args.solver == "euler":
-        if args.dt0 is None:
-            raise CLIError("--solver euler has no error estimate: give a fixed step with --dt0")
-        return solver, dfx.ConstantStepSize()
-    return solver, dfx.PIDController(rtol=args.rtol, atol=args.atol)
+    solver = getattr(dfx, SOLVERS[args.solver])()
+    if isinstance(solver, dfx.AbstractAdaptiveSolver):
+        return solver, dfx.PIDController(rtol=args.rtol, atol=args.atol)
+    return solver, dfx.ConstantStepSize()
 
 
 def _flow(args):
-    from . import AdamFlow, GradientFlow, SignFlow
+    import gradflow
 
-    rates = {k: v for k, v in _pairs(args.rate, "--rate").items()}
-    try:
-        rates = {k: float(v) for k, v in rates.items()}
-        if args.flow == "sign":
-            return SignFlow(eps=1e-3 if args.eps is None else args.eps, rates=rates)
-        if args.flow == "adam":
-            return AdamFlow(a=args.adam_a, b=args.adam_b, eps=1e-8 if args.eps is None else args.eps, rates=rates)
-        return GradientFlow(rates=rates)
-    except (ValueError, TypeError) as e:
-        raise CLIError(f"--rate/--eps/--adam-a/--adam-b: {e}") from None
+    name, options = FLOWS[args.flow]
+    options = {k: v for k, v in options(args).items() if v is not None}
+    with _refused(_FLOW_OPTIONS, f"--flow {args.flow}"):
+        return getattr(gradflow, name)(**options, rates=_pairs(args.rate, "--rate"))
 
 
 def _check_out(out: Path, force: bool):
@@ -362,28 +454,42 @@ def _devices(args):
     return None if count <= 1 else list(available[:count])
 
 
+def _check_run(args, problem, flow, solver, controller, t1, out):
+    """The library's own checks of what `simulate` will be given (its option
+    objects check themselves when built), run before anything is written or
+    compiled: nothing here solves. Returns the save grid. Their messages
+    become the CLI's, naming the options (`_refused`)."""
+    from . import LogGrid
+    from ._devices import seeds_to_keys
+    from ._grids import _check_t1
+    from ._options import Checkpointing, Integration
+    from ._simulate import check_problem
+
+    with _refused(_RUN_OPTIONS):
+        _check_t1(t1)
+    with _refused(_GRID_OPTIONS):
+        save = LogGrid(n=args.save_n, t_min=t1 * 1e-4 if args.t_min is None else args.t_min)
+    if not save.t_min < t1:  # LogGrid would start at t1·1e-4 instead: an option is never ignored quietly
+        raise CLIError(f"--t-min must be below t1 = {t1:g}; got {save.t_min:g}")
+    with _refused(_RUN_OPTIONS):
+        seeds_to_keys(args.seeds)
+        Integration(t1=t1, solver=solver, stepsize_controller=controller, save=save, dt0=args.dt0,
+                    max_steps=args.max_steps)
+        Checkpointing(out / "checkpoint", args.checkpoint_every)
+    with _refused(_FLOW_OPTIONS):  # rates naming missing fields etc.
+        check_problem(problem, flow)
+    return save
+
+
 def cmd_run(args):
     from .problems import figures as problem_figures, report as problem_report
 
     if args.resume is not None:
         args = _resume_args(args)
     resume_into = getattr(args, "resume_into", None)
-    if args.checkpoint_every < 1:
-        raise CLIError(f"--checkpoint-every must be >= 1; got {args.checkpoint_every}")
-    if args.seeds < 1:
-        raise CLIError(f"--seeds must be >= 1; got {args.seeds}")
-    if args.max_steps < 1:
-        raise CLIError(f"--max-steps must be >= 1; got {args.max_steps}")
-    if args.save_n < 3:
-        raise CLIError(f"--save-n must be >= 3; got {args.save_n}")
     _start_cpu_devices(args)
     name, problem = build_problem(args.problem, args.set)
     t1 = type(problem).default_t1 if args.t1 is None else args.t1
-    if not (t1 > 0 and t1 < float("inf")):
-        raise CLIError(f"--t1 must be finite and > 0; got {t1}")
-    t_min = args.t_min if args.t_min is not None else t1 * 1e-4
-    if not (0 < t_min < t1):
-        raise CLIError(f"--t-min must be in (0, t1); got {t_min}")
     solver, controller = _solver(args)
     flow = _flow(args)
     out = Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -391,12 +497,7 @@ def cmd_run(args):
         out = resume_into
     else:
         _check_out(out, args.force)
-    try:  # rates naming missing fields etc.: refused before anything is written
-        from ._simulate import check_problem
-
-        check_problem(problem, flow)
-    except (ValueError, TypeError) as e:
-        raise CLIError(str(e)) from None
+    save = _check_run(args, problem, flow, solver, controller, t1, out)
     _check_space(out, problem, args)
     devices = _devices(args)
     checkpoint = None if args.no_checkpoint else out / "checkpoint"
@@ -409,7 +510,7 @@ def cmd_run(args):
     import matplotlib
 
     matplotlib.use("Agg")
-    from . import LogGrid, simulate
+    from . import simulate
     from .plot import save_figures
 
     print(
@@ -417,7 +518,7 @@ def cmd_run(args):
         f"rtol {args.rtol:g}, {'float32' if args.x32 else 'float64'}",
         flush=True,
     )
-    try:
+    with _refused(_RUN_OPTIONS):
         run = simulate(
             problem,
             flow,
@@ -426,7 +527,7 @@ def cmd_run(args):
             solver=solver,
             stepsize_controller=controller,
             dt0=args.dt0,
-            save=LogGrid(n=args.save_n, t_min=t_min),
+            save=save,
             max_steps=args.max_steps,
             progress=not args.no_progress,
             devices=devices,
@@ -435,8 +536,6 @@ def cmd_run(args):
             resume=resume_into is not None,
             command=shlex.join(["gradflow", *args.argv]),
         )
-    except (ValueError, TypeError) as e:
-        raise CLIError(str(e)) from None
     run.save(out, force=True if resume_into is not None else args.force)
     if checkpoint is not None:
         shutil.rmtree(checkpoint, ignore_errors=True)  # the run is saved: its checkpoints are spent
@@ -475,15 +574,23 @@ def _run_argv(args, out, devices):
     return argv + ["--devices", str(used), "--out", str(out), "--force"]
 
 
+def _default_text(field) -> str:
+    """` = 0.1`, ` = syn_small()` (a default factory), or ` (required)`."""
+    if field.default is not dataclasses.MISSING:
+        return f" = {field.default!r}"
+    if field.default_factory is not dataclasses.MISSING:
+        return f" = {getattr(field.default_factory, '__name__', 'factory')}()"
+    return " (required)"
+
+
 def cmd_problems(args):
     from .problems import DEFAULT_PROBLEM, PROBLEMS
 
     for name, cls in PROBLEMS.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         print(f"{name}{' (default)' if name == DEFAULT_PROBLEM else ''}: {cls.__name__} — {doc}")
-        for f in dataclasses.fields(cls):
-            if f.init:
-                print(f"    {f.name} = {f.default!r}")
+        for field, annotation in _field_types(cls).items():
+            print(f"    {field}: {type_name(annotation)}{_default_text(cls.__dataclass_fields__[field])}")
     return 0
 
 

@@ -1,9 +1,11 @@
 """The `gradflow` command end to end, and its one-line errors."""
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+import typing
 
 import numpy as np
 import pytest
@@ -50,7 +52,18 @@ def test_run_end_to_end(tmp_path):
         (["run", "--solver", "rk4"], "invalid choice"),
         (["run", "--solver", "euler"], "--dt0"),
         (["run", "--rate", "W9=2"], "W9"),
-        (["run", "--rate", "WQ=-2"], "rates"),
+        (["run", "--rate", "WQ=-2"], "--rate WQ must be finite"),
+        (["run", "--rate", "WQ=fast"], "--rate WQ"),
+        (["run", "--flow", "sign", "--eps", "-1"], "--eps"),
+        (["run", "--flow", "adam", "--adam-a", "0"], "--adam-a"),
+        (["run", "--max-steps", "0"], "--max-steps"),
+        (["run", "--save-n", "2"], "--save-n"),
+        (["run", "--t1", "10", "--t-min", "20"], "--t-min"),
+        (["run", "--checkpoint-every", "0"], "--checkpoint-every"),
+        (["run", "--dt0", "nan"], "--dt0"),
+        (["run", "text", "--set", "vocab=many"], "cannot read 'many' as int"),
+        (["run", "noisy-mnist", "--set", "digits=3"], "cannot read '3' as tuple[int, int]"),
+        (["run", "scan-snap", "--set", "classes=fig3"], "cannot express"),
         (["run", "--rate", "a=2"], "not trainable"),
         (["run", "--seeds", "two"], "invalid int"),
         (["plot", "/nonexistent/run"], "not a directory"),
@@ -70,14 +83,91 @@ def test_errors_are_one_line(argv, match, capsys, tmp_path):
 def test_problems_lists_fields(capsys):
     assert cli.main(["problems"]) == 0
     text = capsys.readouterr().out
-    assert "cooccurrence (default)" in text and "cond = 10.0" in text and "m1 = 256" in text
+    assert "cooccurrence (default)" in text and "    cond: float = 10.0\n" in text and "    m1: int = 256\n" in text
+    assert "    path: str | None = None\n" in text and "    strengths: tuple[float, ...] = (" in text
+    assert "    classes: SequenceClasses = syn_small()\n" in text and "MISSING" not in text
 
 
-def test_set_parses_by_field_type():
-    _, problem = cli.build_problem("linear-network", ["strengths=2,1", "hidden=6", "data_seed=none"])
-    assert problem.strengths == (2.0, 1.0) and problem.hidden == 6 and problem.data_seed is None
-    _, problem = cli.build_problem(None, ["distinct_words=false", "init_kind=kaiming", "data_seed=3"])
+class Needs(gf.problems.LeastSquares):
+    """A problem with a required field (no default), as a user might register one."""
+
+    label: typing.Literal["a", "b"] = "a"
+    scale: float | None = None
+    shape: tuple[int, int] = (2, 3)
+    flags: tuple[bool, ...] = ()
+    required: int = dataclasses.field(kw_only=True)
+
+
+def test_problems_prints_a_required_field_as_required(capsys, monkeypatch):
+    from gradflow.problems import PROBLEMS
+
+    monkeypatch.setitem(PROBLEMS, "needs", Needs)
+    assert cli.main(["problems"]) == 0
+    text = capsys.readouterr().out
+    assert "    required: int (required)\n" in text and "    label: Literal['a', 'b'] = 'a'\n" in text
+
+
+def test_set_parses_every_annotated_type(tmp_path, monkeypatch):
+    """`--set` reads a field by its annotation, for every type the shipped problems use."""
+    # str | None: a path (it failed with "cannot read … as NoneType"), and none/null.
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(" ".join(f"w{i % 37} w{(i * 7) % 11}" for i in range(400)))
+    small = ["vocab=40", "context=4", "n_train=16", "n_heldout=8", "d=8"]
+    _, problem = cli.build_problem("text", [f"path={corpus}", *small, "init_scale=0.5", "positional=none"])
+    assert problem.path == str(corpus) and problem.vocab == 40 and problem.init_scale == 0.5
+    assert problem.positional == "none" and problem.data_seed is None  # str "none" stays a str
+    with pytest.raises(cli.CLIError, match="field `path`"):  # read as a path: the problem's own message
+        cli.build_problem("noisy-mnist", [f"path={tmp_path / 'nowhere'}"])
+    # tuple[float, ...], int (also written 1e1), int | None, bool, float from an int
+    _, problem = cli.build_problem("linear-network", ["strengths=2,1", "hidden=1e1", "data_seed=none",
+                                                      "init_scale=1"])
+    assert problem.strengths == (2.0, 1.0) and problem.hidden == 10 and problem.data_seed is None
+    assert isinstance(problem.init_scale, float) and problem.init_scale == 1.0
+    _, problem = cli.build_problem(None, ["distinct_words=false", "exact_fractions=off", "init_kind=kaiming",
+                                         "data_seed=3", "sigma0=null", "sigma1=0.5"])
     assert problem.init_kind == "kaiming" and problem.data_seed == 3 and not problem.distinct_words
+    assert problem.exact_fractions is False and problem.sigma0 is None and problem.sigma1 == 0.5
+    # tuple[int, int] (parenthesised too), int | None set to a number
+    _, problem = cli.build_problem("signal-noise", ["n=8", "d=50", "s=4", "n_test=10"])
+    assert (problem.n, problem.d) == (8, 50)
+    assert cli.parse_value("(3, 8)", tuple[int, int]) == (3, 8)
+    assert cli.parse_value("20", int | None) == 20 and cli.parse_value("NULL", int | None) is None
+    # Literal, fixed tuples, bool tuples and a required field (no default) on a registered problem
+    from gradflow.problems import PROBLEMS
+
+    monkeypatch.setitem(PROBLEMS, "needs", Needs)
+    _, problem = cli.build_problem("needs", ["required=4", "label=b", "scale=2", "shape=4,5", "flags=yes,0"])
+    assert (problem.required, problem.label, problem.scale) == (4, "b", 2.0)
+    assert problem.shape == (4, 5) and problem.flags == (True, False)
+    with pytest.raises(cli.CLIError, match="required"):
+        cli.build_problem("needs", ["label=a"])
+
+
+@pytest.mark.parametrize("field, text, expected", [
+    ("label", "c", "Literal['a', 'b']"), ("scale", "big", "float | None"), ("shape", "1,2,3", "tuple[int, int]"),
+    ("flags", "maybe", "tuple[bool, ...]"), ("required", "1.5", "int"),
+])
+def test_set_refuses_text_of_another_type(field, text, expected, monkeypatch):
+    from gradflow.problems import PROBLEMS
+
+    monkeypatch.setitem(PROBLEMS, "needs", Needs)
+    with pytest.raises(cli.CLIError) as error:
+        cli.build_problem("needs", ["required=1", f"{field}={text}"])
+    assert str(error.value).startswith(f"--set {field}={text}: cannot read {text!r} as {expected}")
+
+
+def test_set_fields_of_several_types_in_a_run(tmp_path):
+    """str | None, ints, a float and a bool through a real (small) `gradflow run`."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(" ".join(f"w{i % 37} w{(i * 7) % 11}" for i in range(400)))
+    out = tmp_path / "run"
+    code = cli.main(["run", "text", "--set", f"path={corpus}", "--set", "vocab=40", "--set", "context=4",
+                     "--set", "n_train=16", "--set", "n_heldout=8", "--set", "d=8", "--set", "init_scale=0.5",
+                     "--seeds", "1", "--t1", "1", "--save-n", "5", "--no-progress", "--no-checkpoint",
+                     "--out", str(out)])
+    assert code == 0
+    fields = json.loads((out / "run.json").read_text())["config"]["problem"]["fields"]
+    assert fields["path"] == str(corpus) and fields["vocab"] == 40 and fields["init_scale"] == 0.5
 
 
 def test_bench_accuracy_writes_table_and_figure(tmp_path, capsys):
@@ -173,5 +263,7 @@ def test_a_full_disk_is_refused_before_anything_runs(tmp_path, monkeypatch, caps
 def _small_run():
     from gradflow._run import Run
 
+    per_seed = {k: np.zeros(1) for k in ("steps", "accepted", "rejected", "gradient_evaluations", "result", "t_final")}
+    stats = {**per_seed, "status": np.zeros(1, np.int32), "wall_time": 0.0, "compile_time": 0.0}
     return Run(ts=np.linspace(0, 1, 3), obs={"loss": np.ones((1, 3))}, initial={"w": np.zeros((1, 2))},
-              final={"w": np.ones((1, 2))}, stats={"status": np.zeros(1, np.int32)}, config={"kind": "simulate"})
+              final={"w": np.ones((1, 2))}, stats=stats, config={"kind": "simulate"})

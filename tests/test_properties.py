@@ -108,7 +108,7 @@ def test_problem_fields_are_checked_with_a_clear_message(field, text, capsys):
         err = capsys.readouterr().err
         assert code == 2 and _one_clear_line(err), (name, fname, text, err)
         try:
-            value = cli._convert(fname, text, default)
+            value = cli._convert(PROBLEMS[name], fname, text)
             PROBLEMS[name](**{fname: value})
             problem_error = None
         except (cli.CLIError, ValueError, TypeError) as e:
