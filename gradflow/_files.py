@@ -5,7 +5,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 
@@ -46,9 +45,6 @@ def atomic_write(target: Path, write) -> str:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
-            delay = float(os.environ.get("_GRADFLOW_TEST_SLOW_WRITE", "0") or 0)  # tests: widen the window for a kill
-            if delay:
-                time.sleep(delay)
             os.fsync(f.fileno())
         digest = sha256_file(tmp)
         os.replace(tmp, target)

@@ -87,15 +87,6 @@ class AbstractFlow(eqx.Module):
     def vector_field(self, t, state: PyTree, grad_fn: GradFn) -> PyTree:
         """d(state)/dt, given `grad_fn(params) -> gradient of the loss`."""
 
-    @staticmethod
-    def _rates_check(rates) -> tuple[tuple[str, float], ...]:
-        """Validate a rates mapping (positive, finite numbers keyed by field name)."""
-        return _rates_tuple(rates)
-
-    @property
-    def rates_dict(self) -> dict[str, float]:
-        return dict(self.rates)
-
     def check(self, params: Params) -> None:
         """Check the flow against a model's trainable partition (before compiling)."""
         names = _field_names(params)

@@ -25,14 +25,6 @@ class AbstractGrid(eqx.Module):
     def times(self, t1: float) -> np.ndarray:
         """Increasing save times, first 0 and last `t1`."""
 
-    def steps(self, steps: int) -> np.ndarray:
-        """Save points for a discrete run of `steps` steps: unique step indices,
-        first 0 and last `steps`."""
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"`steps` must be an integer >= 1; got {steps!r}.")
-        k = np.unique(np.round(self.times(float(steps))).astype(np.int64))
-        return k
-
     def config(self) -> dict:
         return {"class": type(self).__name__, **{k: getattr(self, k) for k in self.__dataclass_fields__}}
 

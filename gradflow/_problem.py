@@ -1,7 +1,6 @@
 """`AbstractProblem`: everything about *what* is trained."""
 
 import abc
-import dataclasses
 from typing import ClassVar
 
 import equinox as eqx
@@ -71,7 +70,3 @@ class AbstractProblem(eqx.Module):
     @property
     def has_exact_solution(self) -> bool:
         return type(self).exact_solution is not AbstractProblem.exact_solution
-
-    def fields(self) -> dict:
-        """The problem's hyperparameters, as a dict of field name to value."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -2,7 +2,7 @@
 
 from typing import Any, TypeAlias
 
-from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, Int, PyTree
 
 Model: TypeAlias = PyTree[Any]
 """A model: an Equinox module (or any pytree) whose array leaves are parameters."""
@@ -15,21 +15,15 @@ Params: TypeAlias = PyTree[Array]
 
 Observables: TypeAlias = dict[str, Array]
 Scalar: TypeAlias = Float[Array, ""]
-Times: TypeAlias = Float[Array, " times"]
-SeedObs: TypeAlias = Float[Array, "seeds times *shape"]
-Keys: TypeAlias = PRNGKeyArray
 
 __all__ = [
     "Array",
     "Data",
     "Float",
     "Int",
-    "Keys",
     "Model",
     "Observables",
     "Params",
     "PyTree",
     "Scalar",
-    "SeedObs",
-    "Times",
 ]

@@ -56,7 +56,16 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
 
 
 SCRIPT = textwrap.dedent("""
-    import sys, jax
+    import os, stat, sys, time
+    fsync = os.fsync
+
+    def slow_fsync(fd):  # a file's fsync sleeps 50 ms, between writing it and renaming it into place
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            time.sleep(0.05)
+        fsync(fd)
+
+    os.fsync = slow_fsync  # patched here, in the test's process: the library has no test hook
+    import jax
     jax.config.update("jax_enable_x64", True)
     import numpy as np, gradflow as gf
     from gradflow.problems import LeastSquares
@@ -70,10 +79,11 @@ SCRIPT = textwrap.dedent("""
 
 def test_sigkill_at_random_moments_then_resume(whole, tmp_path):
     ck, cache, result = tmp_path / "ck", tmp_path / "cache", tmp_path / "result.npz"
-    # Each checkpoint write sleeps 50 ms between writing and renaming, so most kills land mid-write.
+    # Each checkpoint write sleeps 50 ms between writing and renaming (SCRIPT patches os.fsync),
+    # so most kills land mid-write.
     # XLA_FLAGS cleared: these processes compile at the default optimisation level (the
     # suite runs at 0, see conftest) and must still match `whole` to 1e-12.
-    env = {**os.environ, "XLA_FLAGS": "", "_GRADFLOW_TEST_SLOW_WRITE": "0.05"}
+    env = {**os.environ, "XLA_FLAGS": ""}
     rng = random.Random(0)
     kills = []
     for attempt in range(3):
