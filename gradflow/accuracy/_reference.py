@@ -2,9 +2,11 @@
 otherwise a tight solve whose convergence is checked against a second one."""
 
 import dataclasses
+import hashlib
 import warnings
 
 import diffrax as dfx
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
@@ -163,27 +165,48 @@ def reference(problem, flow: AbstractFlow = GradientFlow(), *, t1, seeds=1, save
     return ref
 
 
-_RECAST: dict = {}
+class InitialStates:
+    """Every seed's initial model and data (numpy arrays, leading seed axis),
+    held by a `Recast` as a static field: equal, hashed and recorded by the
+    SHA-256 of what it holds, so a program or a record of it names its contents."""
+
+    def __init__(self, models, data):
+        self.models = jtu.tree_map(np.asarray, models)
+        self.data = jtu.tree_map(np.asarray, data)
+        h = hashlib.sha256()
+        for path, x in jtu.tree_flatten_with_path((self.models, self.data))[0]:
+            h.update(f"{jtu.keystr(path)}{x.shape}{x.dtype}".encode() + np.ascontiguousarray(x).tobytes())
+        self.sha256 = h.hexdigest()
+        self.seeds = int(jtu.tree_leaves(self.models)[0].shape[0])
+
+    def __eq__(self, other):
+        return isinstance(other, InitialStates) and other.sha256 == self.sha256
+
+    def __hash__(self):
+        return hash(self.sha256)
+
+    def __repr__(self):
+        return f"InitialStates(seeds={self.seeds}, sha256={self.sha256})"
 
 
 class Recast(AbstractProblem):
-    """`problem` with each seed's initial model and data taken from a reference
-    run (rounded to the current precision), so a float32 run starts from exactly
-    the state of a float64 reference instead of from float32 random draws.
+    """`problem` with each seed's initial model and data taken from the float64
+    draws in `start` (rounded to the current precision), so a float32 run starts
+    from exactly the state of a float64 reference instead of from float32
+    random draws.
 
-    Build it with `recast(problem, ref)` under float64; use it for seeds
-    0 … N−1 (seed i is the key `PRNGKey(i)`) under either precision.
+    Build it with `recast(problem, seeds)` under float64; use it for seeds
+    0 … seeds−1 (seed i is the key `PRNGKey(i)`) under either precision.
     """
 
     inner: AbstractProblem
-    token: int
+    start: InitialStates = eqx.field(static=True)
 
     def init(self, key):
-        models, data = _RECAST[self.token]
         raw = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
         i = raw[-1]
         pick = lambda x: jnp.asarray(x)[i]  # noqa: E731  (jnp.asarray: float64 → float32 under x32)
-        return jtu.tree_map(pick, models), jtu.tree_map(pick, data)
+        return jtu.tree_map(pick, self.start.models), jtu.tree_map(pick, self.start.data)
 
     def loss(self, model, data):
         return self.inner.loss(model, data)
@@ -205,6 +228,4 @@ def recast(problem, seeds: int) -> Recast:
         raise ValueError("recast() draws the float64 initial states: call it with jax_enable_x64 on.")
     keys, _ = seeds_to_keys(int(seeds))
     models, data = jax.jit(jax.vmap(problem.init))(keys)
-    token = len(_RECAST) + 1
-    _RECAST[token] = (jtu.tree_map(np.asarray, models), jtu.tree_map(np.asarray, data))
-    return Recast(inner=problem, token=token)
+    return Recast(inner=problem, start=InitialStates(models, data))
