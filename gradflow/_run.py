@@ -298,6 +298,9 @@ def read(path) -> tuple[dict, dict]:
         like = {name: np.empty(shape, np.dtype(dtype)) for name, (shape, dtype) in meta["arrays"].items()}
         template = _template(names, like)
         arrays = eqx.tree_deserialise_leaves(io.BytesIO(data), template)
+        for (name, got), want in zip(_named(arrays), jtu.tree_leaves(template)):
+            if got.shape != want.shape or got.dtype != want.dtype:
+                raise ValueError(f"{name} is {got.shape} {got.dtype}, the record says {want.shape} {want.dtype}")
     except Exception as e:  # a record that does not describe the file
         raise RunFormatError(f"{arrays_path} cannot be read against its record ({type(e).__name__}: {e}).") from None
     return meta, arrays

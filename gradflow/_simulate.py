@@ -95,8 +95,9 @@ def initialise(problem: AbstractProblem, keys, batching: Batching) -> Initial:
     keys on the program's text, constants included). Its results reach the
     solve as arguments. Data arrays equal across seeds are kept once."""
     structure = eqx.filter_eval_shape(problem.init, keys[0])
-    fn, seconds = compile_lowered(_draw, problem, Batching(batching.strategy, batching.batch_size), keys)
-    model, data = eqx.combine(fn(problem, batching, keys), eqx.filter(structure, eqx.is_array, inverse=True))
+    args = (problem, Batching(batching.strategy, batching.batch_size), keys)  # drawn on one device
+    fn, seconds = compile_lowered(_draw, *args)
+    model, data = eqx.combine(fn(*args), eqx.filter(structure, eqx.is_array, inverse=True))
     model_arrays, skeleton = split_arrays(model)
     data_arrays, data_static = eqx.partition(data, eqx.is_array)
     n = keys.shape[0]

@@ -29,7 +29,8 @@ def test_round_trip(saved):
         assert np.array_equal(back.stats[name], run.stats[name])
     assert type(back.final) is type(run.final)
     assert np.array_equal(back.final.u, run.final.u) and np.array_equal(back.initial.v, run.initial.v)
-    assert sorted(p.name for p in path.iterdir()) == ["arrays.npz", "run.json"]  # no temp files left
+    assert sorted(p.name for p in path.iterdir()) == ["arrays.eqx", "run.json"]  # no temp files left
+    assert isinstance(back.stats, gf.Stats) and back.stats.status.dtype == run.stats.status.dtype
     assert json.loads((path / "run.json").read_text())["config"]["environment"]["x64"] is True
 
 
@@ -50,22 +51,39 @@ def _damaged(path, tmp_path, damage):
     return copy
 
 
+def _resign(path):
+    """Make run.json's checksum match its (edited) contents, as someone crafting a
+    directory by hand could: what is refused then is refused for its content."""
+    from gradflow._run import _digest
+
+    meta = json.loads((path / "run.json").read_text())
+    meta["sha256"] = _digest((path / "arrays.eqx").read_bytes(), meta)
+    (path / "run.json").write_text(json.dumps(meta))
+
+
+def _edit_json(path, edit, resign=True):
+    meta = json.loads((path / "run.json").read_text())
+    edit(meta)
+    (path / "run.json").write_text(json.dumps(meta))
+    if resign and (path / "arrays.eqx").exists():
+        _resign(path)
+
+
 @pytest.mark.parametrize(
     "damage, match",
     [
-        (lambda p: (p / "arrays.npz").write_bytes((p / "arrays.npz").read_bytes()[:500]), "checksum"),
-        (lambda p: (p / "arrays.npz").unlink(), "no arrays.npz"),
+        (lambda p: (p / "arrays.eqx").write_bytes((p / "arrays.eqx").read_bytes()[:500]), "checksum"),
+        (lambda p: (p / "arrays.eqx").unlink(), "no arrays.eqx"),
         (lambda p: (p / "run.json").unlink(), "no run.json"),
         (lambda p: (p / "run.json").write_text("{not json"), "not valid JSON"),
         (lambda p: (p / "run.json").write_text(json.dumps({"format": "something-else"})), "not a gradflow run"),
-        (
-            lambda p: (p / "run.json").write_text(
-                (p / "run.json").read_text().replace('"arrays_sha256": "', '"arrays_sha256": "0')
-            ),
-            "checksum",
-        ),
+        (lambda p: _edit_json(p, lambda m: m.update(sha256="0" + m["sha256"][1:]), resign=False), "checksum"),
+        # The checksum covers the record too: an edit to the JSON alone is caught.
+        (lambda p: _edit_json(p, lambda m: m["config"].update(t1=1e9), resign=False), "checksum"),
+        (lambda p: _edit_json(p, lambda m: m.update(format_version=7)), "format version 7"),
     ],
-    ids=["truncated-npz", "missing-npz", "missing-json", "bad-json", "foreign-json", "edited-checksum"],
+    ids=["truncated-arrays", "missing-arrays", "missing-json", "bad-json", "foreign-json", "edited-checksum",
+         "edited-record", "future-version"],
 )
 def test_damaged_directories_are_refused(saved, tmp_path, damage, match):
     _, path = saved
@@ -73,31 +91,24 @@ def test_damaged_directories_are_refused(saved, tmp_path, damage, match):
         gf.load(_damaged(path, tmp_path, damage))
 
 
-def _edit_json(path, edit):
-    meta = json.loads((path / "run.json").read_text())
-    edit(meta)
-    (path / "run.json").write_text(json.dumps(meta))
-
-
 def _foreign_arrays(path):
-    # A well-formed npz of other arrays, with run.json's checksum made to match it.
-    import hashlib
+    # Well-formed serialised arrays of something else, with the record re-signed to match.
+    import equinox as eqx
 
-    np.savez(path / "arrays.npz", ts=np.arange(3.0), other=np.ones(2))
-    digest = hashlib.sha256((path / "arrays.npz").read_bytes()).hexdigest()
-    _edit_json(path, lambda m: m.update(arrays_sha256=digest))
+    eqx.tree_serialise_leaves(path / "arrays.eqx", [np.arange(3.0), np.ones(2)])
+    _resign(path)
 
 
 @pytest.mark.parametrize(
     "damage, match",
     [
-        (lambda p: _edit_json(p, lambda m: m["obs"].append("bogus")), "bogus"),
+        (lambda p: _edit_json(p, lambda m: m["arrays"].update({"['obs']['bogus']": [[2, 15], "<f8"]})), "cannot be read"),
         (lambda p: _edit_json(p, lambda m: m.pop("config")), "config"),
         (lambda p: _edit_json(p, lambda m: m["config"]["problem"].update({"class": "nowhere:Nothing"})), "nowhere"),
-        (_foreign_arrays, "arrays"),
-        (lambda p: (p / "arrays.npz").write_bytes(b""), "checksum"),
+        (_foreign_arrays, "cannot be read"),
+        (lambda p: ((p / "arrays.eqx").write_bytes(b""), _resign(p)), "cannot be read"),
     ],
-    ids=["edited-obs-list", "json-without-config", "unknown-problem-class", "foreign-arrays", "empty-npz"],
+    ids=["edited-array-list", "json-without-config", "unknown-problem-class", "foreign-arrays", "empty-arrays"],
 )
 def test_edited_directories_are_refused(saved, tmp_path, damage, match):
     _, path = saved

@@ -5,6 +5,7 @@ import optax
 import pytest
 
 import gradflow as gf
+import gradflow._segments
 import gradflow._simulate
 import gradflow._train
 from gradflow.problems import DiagonalLinear, LeastSquares, TwoLayerLinear
@@ -17,8 +18,9 @@ def no_compiling(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("compiled before the bad argument was caught")
 
-    monkeypatch.setattr(gradflow._simulate, "compiled", refuse)
-    monkeypatch.setattr(gradflow._train, "compiled", refuse)
+    for module, name in [(gradflow._segments, "compile_program"), (gradflow._simulate, "compile_lowered"),
+                         (gradflow._train, "compile_program")]:
+        monkeypatch.setattr(module, name, refuse)
 
 
 @pytest.mark.parametrize(

@@ -27,23 +27,33 @@ def default_corpus() -> Path | None:
     return find_shared_data("wikitext-2/valid.txt")
 
 
-@functools.lru_cache(maxsize=8)
 def load_corpus(path: str, vocab: int) -> tuple[np.ndarray, tuple[str, ...]]:
     """Token ids of a whitespace-split text and its vocabulary: `<unk>` (id 0)
-    plus the `vocab − 1` most frequent words; every other word maps to `<unk>`."""
+    plus the `vocab − 1` most frequent words; every other word maps to `<unk>`.
+    The file is read on every call; its tokenisation is memoised on the file's
+    contents (never on its path, which may hold another text next time)."""
     if vocab < 2:
         raise ValueError(f"field `vocab` must be >= 2 (<unk> and at least one word); got {vocab}.")
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        raw = Path(path).read_bytes()
     except OSError as e:
         raise ValueError(f"field `path`: cannot read corpus {path!r} ({e.strerror or e}); give a readable text file.") from None
-    words = text.split()
-    if not words:
+    ids, itos = _tokenise(raw, vocab)
+    if ids is None:
         raise ValueError(f"field `path`: corpus {path!r} is empty; give a text file with words in it.")
+    return ids, itos
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenise(raw: bytes, vocab: int):
+    words = raw.decode("utf-8", errors="replace").split()
+    if not words:
+        return None, ()
     counts = Counter(w for w in words if w != UNK)
     itos = (UNK, *[w for w, _ in counts.most_common(vocab - 1)])
     stoi = {w: i for i, w in enumerate(itos)}
     ids = np.fromiter((stoi.get(w, 0) for w in words), dtype=np.int32, count=len(words))
+    ids.flags.writeable = False  # shared by every caller with the same text
     return ids, itos
 
 

@@ -3,7 +3,6 @@ paper's real-data experiment: an IDX reader and a
 binary digit task whose signal patch is the image and whose noise patch is
 sparse Gaussian noise."""
 
-import functools
 import gzip
 import math
 from pathlib import Path
@@ -58,10 +57,10 @@ def default_mnist() -> Path | None:
     return find_shared_data("mnist")
 
 
-@functools.lru_cache(maxsize=4)
 def load_mnist(folder: str, split: str = "t10k") -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, 28, 28), labels uint8 (N,)) from `folder`'s
-    `{split}-images-idx3-ubyte[.gz]` and `{split}-labels-idx1-ubyte[.gz]`."""
+    `{split}-images-idx3-ubyte[.gz]` and `{split}-labels-idx1-ubyte[.gz]`,
+    read on every call (nothing is memoised on the folder's name)."""
 
     def find(stem):
         for name in (f"{split}-{stem}.gz", f"{split}-{stem}"):
