@@ -26,7 +26,7 @@ def test_run_end_to_end(tmp_path):
     for line in ("Cooccurrence", "final loss", "gradient evaluations", "3 ok", "wall time", "phase 1 ends"):
         assert line in proc.stdout
     files = {p.name for p in out.iterdir()}
-    assert {"run.json", "arrays.npz", "loss.png", "fig1a_scores.png", "fig1b_losses.png", "summary.txt"} <= files
+    assert {"run.json", "arrays.eqx", "loss.png", "fig1a_scores.png", "fig1b_losses.png", "summary.txt"} <= files
     config = json.loads((out / "run.json").read_text())["config"]
     assert config["problem"]["fields"]["m"] == 16 and config["problem"]["fields"]["m1"] == 32
     assert "--set m=16" in config["command"]
