@@ -554,22 +554,28 @@ def cmd_run(args):
     return 0
 
 
+_NOT_RESUMED = {"help", "devices", "out", "force", "resume", "cache_dir", "no_cache", "debug"}
+"""`gradflow run` options a resumed run does not take from the original command line
+(the devices, the directory and --force are set for it; the cache is the resuming command's)."""
+
+
 def _run_argv(args, out, devices):
-    """The `gradflow run` options that reproduce `args` (for --resume), with the
-    devices resolved: a checkpoint resumes only on as many as wrote it."""
+    """The `gradflow run` command line that reproduces `args` (for --resume), read
+    off the parser's own options (a new option is carried without being listed
+    here), with the devices resolved: a checkpoint resumes only on as many as
+    wrote it."""
+    (run,) = [a.choices["run"] for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
     argv = ["run"] + ([args.problem] if args.problem else [])
-    for name in ("seeds", "t1", "flow", "eps", "adam_a", "adam_b", "solver", "rtol", "atol", "dt0", "max_steps",
-                 "save_n", "t_min", "checkpoint_every"):
-        value = getattr(args, name)
-        if value is not None:
-            argv += [f"--{name.replace('_', '-')}", str(value)]
-    for item in args.rate:
-        argv += ["--rate", item]
-    for item in args.set:
-        argv += ["--set", item]
-    for flag in ("x32", "no_progress"):
-        if getattr(args, flag):
-            argv.append(f"--{flag.replace('_', '-')}")
+    for action in run._actions:
+        if not action.option_strings or action.dest in _NOT_RESUMED:
+            continue
+        option, value = action.option_strings[0], getattr(args, action.dest)
+        if isinstance(action, argparse._StoreTrueAction):
+            argv += [option] if value else []
+        elif isinstance(action, argparse._AppendAction):
+            argv += [word for item in value for word in (option, item)]
+        elif value is not None:
+            argv += [option, str(value)]
     used = "all" if devices == "all" else 1 if devices is None else len(devices)
     return argv + ["--devices", str(used), "--out", str(out), "--force"]
 

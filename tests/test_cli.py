@@ -224,6 +224,17 @@ def test_resume_an_interrupted_run(tmp_path, monkeypatch):
     assert cli.main(["run", "--resume", str(out)]) == 2  # finished: nothing to resume
 
 
+def test_the_resume_command_line_carries_every_run_option():
+    argv = ["run", "least-squares", "--seeds", "3", "--t1", "7", "--flow", "adam", "--eps", "1e-6", "--adam-a", "50",
+            "--adam-b", "2", "--rate", "w=2", "--solver", "heun", "--rtol", "1e-5", "--atol", "1e-9", "--dt0", "0.1",
+            "--max-steps", "99", "--save-n", "9", "--t-min", "0.01", "--set", "n=6", "--set", "p=3", "--x32",
+            "--no-progress", "--checkpoint-every", "7"]
+    args = cli._parser().parse_args(argv)
+    again = cli._parser().parse_args(cli._run_argv(args, "OUT", None))
+    assert {k for k in vars(args) if getattr(args, k) != getattr(again, k)} == {"out", "force", "devices"}
+    assert (again.out, again.force, again.devices) == ("OUT", True, "1")
+
+
 def test_a_run_where_every_seed_fails_is_saved_and_exits_nonzero(tmp_path, capsys):
     out = tmp_path / "run"
     code = cli.main(["run", "least-squares", "--set", "n=6", "--set", "p=3", "--seeds", "2", "--t1", "100",
