@@ -94,6 +94,9 @@ def _parser():
     sub.add_parser("problems", help="list problems and their fields")
     pl = sub.add_parser("plot", help="redraw the figures of a saved run")
     pl.add_argument("directory")
+    pl.add_argument("--problem", default=None, metavar="MODULE:CLASS",
+                    help="the run's problem class, for a run of a problem that is not one of gradflow's "
+                         "(a saved run never imports code it names)")
     pl.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -396,6 +399,9 @@ def _resume_args(args):
         argv = json.loads(saved.read_text())["argv"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CLIError(f"--resume {directory}: command.json is damaged ({e})") from None
+    if not (isinstance(argv, list) and argv[:1] == ["run"] and all(isinstance(a, str) for a in argv)
+            and "--resume" not in argv):
+        raise CLIError(f"--resume {directory}: command.json does not hold a `gradflow run` command line")
     new = _parser().parse_args(argv)
     new.argv = argv
     new.resume_into = directory
@@ -600,6 +606,29 @@ def cmd_problems(args):
     return 0
 
 
+def _problem_class(text):
+    """`--problem module:Class` → the class, which must be an AbstractProblem
+    subclass (checked before anything is called); None passes None through."""
+    if text is None:
+        return None
+    import importlib
+
+    from ._problem import AbstractProblem
+
+    module_name, sep, qualname = text.partition(":")
+    if not sep or not module_name or not qualname:
+        raise CLIError(f"--problem {text!r}: expected MODULE:CLASS, e.g. --problem my_models:TeacherStudent")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise CLIError(f"--problem {text}: cannot import it ({e}); is its module on PYTHONPATH?") from None
+    if not (isinstance(obj, type) and issubclass(obj, AbstractProblem)):
+        raise CLIError(f"--problem {text}: {obj!r} is not a gradflow.AbstractProblem subclass")
+    return obj
+
+
 def cmd_plot(args):
     import matplotlib
 
@@ -609,8 +638,8 @@ def cmd_plot(args):
     from .problems import figures as problem_figures
 
     try:
-        run = load(args.directory)
-    except ValueError as e:
+        run = load(args.directory, problem=_problem_class(args.problem))
+    except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from None
     for path in [*save_figures(run, args.directory), *problem_figures(run, args.directory)]:
         print(path)

@@ -93,12 +93,12 @@ def test_compile_cache_writes_and_is_reused(tmp_path):
         return float(out.stdout.split()[-1]), files
 
     first, files = once()
-    assert any(n.startswith("programs/") and n.endswith(".jaxexport") for n in files), sorted(files)  # the trace
-    assert any(n.endswith("-cache") and "call" in n for n in files), sorted(files)  # the compiled solve
+    # JAX's own entries, keyed on the lowered programs (the draw of the seeds and the solve); nothing else.
+    assert len(files) >= 2 and all(n.endswith("-cache") or n.endswith("-atime") for n in files), sorted(files)
     second, files_again = once()
     # A hit reads the entries back and writes nothing new.
     assert files_again == files, (sorted(files), sorted(files_again))
-    # Tracing, lowering and XLA compilation are all skipped: measured 7 s → 0.6 s.
+    # XLA compilation is skipped (tracing and lowering are not).
     assert second < 0.5 * first, (first, second)
     # Reproducible: the two processes (one compiling cold, one from the cache) and this
     # one (its own compile, no cache) save bitwise-identical arrays.
