@@ -32,9 +32,14 @@ def _placed(batching, items, shared):
     return eqx.combine(items, items_static), eqx.combine(shared, shared_static)
 
 
+def _count(items) -> int:
+    """The number of items (seeds) in a batch: the leading axis of its arrays."""
+    return jtu.tree_leaves(eqx.filter(items, eqx.is_array))[0].shape[0]
+
+
 def run_once(setup: Setup, batching, items, shared):
     """The whole solve as one program: (outputs on the host, wall s, compile s, start time)."""
-    n = jtu.tree_leaves(items)[0].shape[0]
+    n = _count(items)
     args = (setup, batching, *_placed(batching, items, shared))
     fn, compile_time = compile_program(program, *args)
     started_at = time.time()
@@ -48,7 +53,7 @@ def run_segments(setup: Setup, batching, items, shared, checkpointing, fingerpri
     """Integrate segment by segment (see `simulate`'s `checkpoint_dir`): returns
     (outputs as one uninterrupted solve would give them, wall s, compile s, start time)."""
     directory, every, max_steps = checkpointing.directory, checkpointing.every, setup.integration.max_steps
-    n = jtu.tree_leaves(items)[0].shape[0]
+    n = _count(items)
     # A seed still running after k segments has taken exactly k·every steps (each
     # segment ends it on its step budget), so the last segment's budget is what is
     # left of max_steps: the total never exceeds it, as in one solve.

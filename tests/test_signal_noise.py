@@ -107,7 +107,10 @@ def test_stage_detector_on_constructed_observables():
         "key_signal": signal[None],
         "s21_mean": (0.5 - 0.48 * step(8.0))[None],
     }
-    run = gf.Run(ts, obs, None, None, {"status": np.zeros(1)}, {})
+    one = np.zeros(1)
+    stats = gf.Stats(steps=one, accepted=one, rejected=one, gradient_evaluations=one, status=one.astype(np.int32),
+                     result=one, t_final=one, wall_time=0.0, compile_time=0.0)
+    run = gf.Run(ts, obs, None, None, stats, {})
     stages = detect_stages(run)
     assert np.allclose(stages.times[0], [2.0, 4.0, 6.0, 8.0])
     # Value noise that does not grow linearly: stage I is not invented.

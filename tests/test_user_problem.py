@@ -100,7 +100,9 @@ def test_train_user_problem(flow_run):
 
 def test_save_load_and_plots(flow_run, tmp_path):
     flow_run.save(tmp_path / "run")
-    back = gf.load(tmp_path / "run")  # the class is importable from this test module
+    with pytest.raises(gf.RunFormatError, match="problem=MyProblem"):
+        gf.load(tmp_path / "run")  # a saved run never imports the class it names
+    back = gf.load(tmp_path / "run", problem=TeacherStudent)
     assert isinstance(back.final, TanhNet) and back.final.activation == "tanh"
     assert np.array_equal(back.final.W, flow_run.final.W)
     assert back.config == flow_run.config
