@@ -9,6 +9,7 @@ A new option is added to one of these objects, plus one parser line if the
 command line exposes it.
 """
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -18,10 +19,41 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._config import describe_object
+from ._config import describe_object, to_jsonable
 from ._devices import resolve_batching, resolve_devices
 from ._grids import AbstractGrid, _check_t1
 from ._stop import AbstractStop
+
+
+class AbstractOptions(eqx.Module):
+    """A group of options. Its field names are `simulate`'s keyword names, so it is
+    built from those keywords by name (`from_keywords`) and its JSON record is
+    read off its fields (`config`): the option is named once, here."""
+
+    @classmethod
+    def from_keywords(cls, keywords: dict, **override):
+        """This object from a dict of `simulate`'s keyword arguments (extra keys ignored)."""
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
+        return cls(**{**{k: keywords[k] for k in names if k in keywords}, **override})
+
+    def config(self) -> dict:
+        """JSON record of the fields that define a trajectory (those not marked
+        `metadata={"record": False}`)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.metadata.get("record", True):
+                out[f.name] = _describe(getattr(self, f.name))
+        return out
+
+
+def _describe(value):
+    if isinstance(value, AbstractGrid):
+        return value.config()
+    if isinstance(value, eqx.Module):
+        return describe_object(value)
+    if isinstance(value, tuple) and value and isinstance(value[0], jax.Device):
+        return [str(d) for d in value]
+    return to_jsonable(value)
 
 
 def _positive_number(value) -> bool:
@@ -34,7 +66,7 @@ def _traced_tolerances(controller) -> bool:
     return isinstance(controller, dfx.PIDController)
 
 
-class Integration(eqx.Module):
+class Integration(AbstractOptions):
     """What one seed's solve computes: horizon, solver, step control, save times,
     stop rule and extra observables."""
 
@@ -46,7 +78,7 @@ class Integration(eqx.Module):
     max_steps: int = 100_000
     stop: AbstractStop | None = None
     conserved: bool = False
-    progress: bool = False
+    progress: bool = eqx.field(default=False, metadata={"record": False})
 
     def __check_init__(self):
         solver, controller = self.solver, self.stepsize_controller
@@ -113,11 +145,6 @@ class Integration(eqx.Module):
             ctrl = eqx.tree_at(lambda c: (c.rtol, c.atol), ctrl, (runtime["tol"][0], runtime["tol"][1]))
         return ctrl
 
-    def config(self) -> dict:
-        return {"solver": describe_object(self.solver), "stepsize_controller": describe_object(self.stepsize_controller),
-                "t1": self.t1, "dt0": self.dt0, "max_steps": self.max_steps, "save": self.save.config(),
-                "stop": describe_object(self.stop), "conserved": bool(self.conserved)}
-
 
 class _SaveShape(AbstractGrid):
     """Stands for a grid inside `Integration.static()`: only the number of save
@@ -129,57 +156,61 @@ class _SaveShape(AbstractGrid):
         raise NotImplementedError
 
 
-class Batching(eqx.Module):
-    """How seeds share the compiled solve: `strategy` "map" or "vmap" (resolved
-    from "auto"), `batch_size` seeds vmapped at a time under "map", and the
-    devices the seeds are split over (None: one device)."""
+def _resolve_batching(batching):
+    return resolve_batching(batching, None)
 
-    strategy: str = "auto"
-    batch_size: int | None = None
-    devices: tuple | None = None
 
-    def __check_init__(self):
-        if self.strategy not in ("map", "vmap"):
-            raise ValueError(f"`batching` must be 'auto', 'vmap' or 'map'; got {self.strategy!r}.")
+def _check_batch_size(batch_size):
+    resolve_batching("map", batch_size)
+    return batch_size
 
-    @classmethod
-    def resolve(cls, batching="auto", batch_size=None, devices=None) -> "Batching":
-        return cls(resolve_batching(batching, batch_size), batch_size, resolve_devices(devices))
+
+class Batching(AbstractOptions):
+    """How seeds share the compiled solve: `batching` "map" or "vmap" ("auto":
+    "map" on the CPU, else "vmap"), `batch_size` seeds vmapped at a time under
+    "map", and the `devices` the seeds are split over (None: one device)."""
+
+    batching: str = eqx.field(default="auto", converter=_resolve_batching)
+    batch_size: int | None = eqx.field(default=None, converter=_check_batch_size)
+    devices: tuple | None = eqx.field(default=None, converter=resolve_devices)
 
     @property
     def n_devices(self) -> int | None:
         return None if self.devices is None else len(self.devices)
 
-    def config(self) -> dict:
-        return {"batching": self.strategy, "batch_size": self.batch_size,
-                "devices": None if self.devices is None else [str(d) for d in self.devices]}
 
+class Checkpointing(AbstractOptions):
+    """Integrate in segments of `checkpoint_every` steps per seed, writing each to
+    `checkpoint_dir`; `resume` continues from the last one found there."""
 
-class Checkpointing(eqx.Module):
-    """Integrate in segments of `every` steps per seed, writing each to
-    `directory`; `resume` continues from the last one found there."""
-
-    directory: Path
-    every: int = 1000
-    resume: bool = False
+    checkpoint_dir: Path = eqx.field(metadata={"record": False})
+    checkpoint_every: int = 1000
+    resume: bool = eqx.field(default=False, metadata={"record": False})
 
     def __check_init__(self):
-        every = self.every
+        every = self.checkpoint_every
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise ValueError(f"`checkpoint_every` must be a whole number of steps >= 1; got {every!r}.")
-
-    @classmethod
-    def resolve(cls, directory, every, resume) -> "Checkpointing | None":
-        if directory is None:
-            if resume:
-                raise ValueError("`resume=True` needs `checkpoint_dir`, the directory holding the checkpoint.")
-            return None
         from ._checkpoint import check_directory
 
-        return cls(check_directory(directory), every, bool(resume))
+        check_directory(self.checkpoint_dir)
 
-    def config(self) -> dict:
-        return {"checkpoint_every": int(self.every)}
+    @classmethod
+    def from_keywords(cls, keywords: dict, **override) -> "Checkpointing | None":
+        """None without a `checkpoint_dir` (and then `resume` is refused)."""
+        if keywords.get("checkpoint_dir") is None:
+            if keywords.get("resume"):
+                raise ValueError("`resume=True` needs `checkpoint_dir`, the directory holding the checkpoint.")
+            return None
+        return super().from_keywords({**keywords, "checkpoint_dir": Path(keywords["checkpoint_dir"])}, **override)
+
+
+def resolve_options(keywords: dict) -> "tuple[Integration, Batching, Checkpointing | None]":
+    """`simulate`'s keyword arguments → its option objects, each checking itself."""
+    checkpointing = Checkpointing.from_keywords(keywords)
+    # A checkpointed solve reports progress as a line per segment, not a progress bar.
+    integration = Integration.from_keywords(keywords, progress=bool(keywords.get("progress")) and checkpointing is None)
+    return integration, Batching.from_keywords(keywords), checkpointing
 
 
 def fingerprint(*records) -> str:

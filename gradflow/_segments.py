@@ -52,20 +52,16 @@ def run_once(setup: Setup, batching, items, shared):
 def run_segments(setup: Setup, batching, items, shared, checkpointing, fingerprint, progress_lines):
     """Integrate segment by segment (see `simulate`'s `checkpoint_dir`): returns
     (outputs as one uninterrupted solve would give them, wall s, compile s, start time)."""
-    directory, every, max_steps = checkpointing.directory, checkpointing.every, setup.integration.max_steps
+    directory, every, resume = checkpointing.checkpoint_dir, checkpointing.checkpoint_every, checkpointing.resume
+    max_steps = setup.integration.max_steps
     n = _count(items)
     # A seed still running after k segments has taken exactly k·every steps (each
     # segment ends it on its step budget), so the last segment's budget is what is
     # left of max_steps: the total never exceeds it, as in one solve.
     first = Setup(setup.problem, setup.integration, setup.skeleton, segment_steps=min(every, max_steps))
     first_args = (first, batching, *_placed(batching, items, shared))
-    if progress_lines:
-        print("compiling …", flush=True)
-    first_fn, compile_first = compile_program(program, *first_args)
-    if progress_lines:
-        print(f"compiled in {compile_first:.1f} s; integrating", flush=True)
-    state, segment = None, 0
-    if checkpointing.resume and (directory / _checkpoint.INDEX).exists():
+    state, segment, compile_first = None, 0, 0.0
+    if resume and (directory / _checkpoint.INDEX).exists():  # the layout only (traced, not compiled)
         padded = eqx.filter_eval_shape(program, *first_args)
         out_shape = jtu.tree_map(lambda x: jax.ShapeDtypeStruct((n, *x.shape[1:]), x.dtype), padded)
         template = {"out": out_shape, "done": jax.ShapeDtypeStruct((n,), jnp.bool_)}
@@ -75,11 +71,19 @@ def run_segments(setup: Setup, batching, items, shared, checkpointing, fingerpri
     started_at = time.time()
     start = time.perf_counter()
     if state is None:
+        if progress_lines:
+            print("compiling …", flush=True)
+        first_fn, compile_first = compile_program(program, *first_args)
+        if progress_lines:
+            print(f"compiled in {compile_first:.1f} s; integrating", flush=True)
+        start = time.perf_counter()
         out = jtu.tree_map(lambda x: x[:n], gather(jax.block_until_ready(first_fn(*first_args))))
         state = {"out": out, "done": _finished(out, max_steps)}
         segment = 1
         _checkpoint.write(directory, state, fingerprint, segment)
         _report(progress_lines, segment, state)
+    elif progress_lines:
+        print(f"resuming after segment {segment}", flush=True)
     compile_cont = 0.0
     while not state["done"].all():
         length = min(every, max_steps - int(state["out"]["steps"][~state["done"]].max()))

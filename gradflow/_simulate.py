@@ -30,7 +30,7 @@ from ._config import module_config, run_config
 from ._devices import batch_over_seeds, seeds_to_keys
 from ._flows import AbstractFlow, GradientFlow
 from ._grids import AbstractGrid, LogGrid
-from ._options import Batching, Checkpointing, Integration, fingerprint
+from ._options import Batching, Checkpointing, Integration, fingerprint, resolve_options
 from ._problem import AbstractProblem
 from ._run import Run, Stats
 from ._segments import run_once, run_segments
@@ -84,7 +84,7 @@ class Initial(eqx.Module):
 def _draw(problem, batching, keys):
     """Every seed's model and data arrays (the program `initialise` runs)."""
     one = lambda item, shared: eqx.filter(problem.init(item), eqx.is_array)  # noqa: E731
-    return batch_over_seeds(one, batching.strategy, batching.batch_size)(keys, None)
+    return batch_over_seeds(one, batching.batching, batching.batch_size)(keys, None)
 
 
 def initialise(problem: AbstractProblem, keys, batching: Batching) -> Initial:
@@ -95,7 +95,7 @@ def initialise(problem: AbstractProblem, keys, batching: Batching) -> Initial:
     keys on the program's text, constants included). Its results reach the
     solve as arguments. Data arrays equal across seeds are kept once."""
     structure = eqx.filter_eval_shape(problem.init, keys[0])
-    args = (problem, Batching(batching.strategy, batching.batch_size), keys)  # drawn on one device
+    args = (problem, Batching(batching.batching, batching.batch_size), keys)  # drawn on one device
     fn, seconds = compile_lowered(_draw, *args)
     model, data = eqx.combine(fn(*args), eqx.filter(structure, eqx.is_array, inverse=True))
     model_arrays, skeleton = split_arrays(model)
@@ -189,18 +189,8 @@ def simulate(
     diverges, collapses its step size or runs out of steps is marked in
     `run.stats["status"]` and keeps the observables saved before it failed.
     """
-    options = {name: value for name, value in locals().items() if name not in ("problem", "flow", "seeds")}
-    return drive(problem, flow, seeds, *resolve_options(**options), command=command, progress_lines=bool(progress))
-
-
-def resolve_options(*, t1, solver, stepsize_controller, save, stop, progress, max_steps, dt0, batching, batch_size,
-                    devices, checkpoint_dir, checkpoint_every, resume, command, conserved):
-    """`simulate`'s keyword arguments → (Integration, Batching, Checkpointing or None)."""
-    checkpointing = Checkpointing.resolve(checkpoint_dir, checkpoint_every, resume)
-    integration = Integration(t1=t1, solver=solver, stepsize_controller=stepsize_controller, save=save, dt0=dt0,
-                              max_steps=max_steps, stop=stop, conserved=conserved,
-                              progress=bool(progress) and checkpointing is None)  # segments print lines instead
-    return integration, Batching.resolve(batching, batch_size, devices), checkpointing
+    keywords = {name: value for name, value in locals().items() if name not in ("problem", "flow", "seeds")}
+    return drive(problem, flow, seeds, *resolve_options(keywords), command=command, progress_lines=bool(progress))
 
 
 def drive(problem, flow, seeds, integration: Integration, batching: Batching, checkpointing: Checkpointing | None,
@@ -297,9 +287,9 @@ def sweep(
     unknown = sorted(set(kwargs) - set(defaults))
     if unknown:
         raise TypeError(f"sweep() got unexpected keyword arguments {unknown}; it takes simulate's keywords.")
-    options = {**defaults, **kwargs}
-    integration, batching, checkpointing = resolve_options(t1=t1, **options)
-    command, progress = options["command"], options["progress"]
+    keywords = {**defaults, **kwargs, "t1": t1}
+    integration, batching, checkpointing = resolve_options(keywords)
+    command, progress = keywords["command"], keywords["progress"]
     run = drive(problem, flows[0], jnp.tile(keys, (len(flows), 1)), integration, batching, checkpointing,
                 command=command, progress_lines=bool(progress), flows=batched_flows, record=settings)
     runs = []

@@ -236,7 +236,7 @@ def program(setup: Setup, batching: Batching, items: dict, shared: dict) -> dict
     def one(item, sh):
         return solve(setup, eqx.combine(item, items_static), eqx.combine(sh, shared_static))
 
-    batched = batch_over_seeds(one, batching.strategy, batching.batch_size)
+    batched = batch_over_seeds(one, batching.batching, batching.batch_size)
     if batching.devices is not None:
         batched = shard_over_devices(batched, batching.devices)
     return batched(items, shared)

@@ -37,7 +37,7 @@ def _start(problem, optimizer, batching, skeleton, items, shared):
         params, rest, data = _seed_model(problem, skeleton, item, sh)
         return params, optimizer.init(params), problem.observables(eqx.combine(params, rest), data)
 
-    return batch_over_seeds(one, batching.strategy, batching.batch_size)(items, shared)
+    return batch_over_seeds(one, batching.batching, batching.batch_size)(items, shared)
 
 
 def _chunk(problem, optimizer, batching, skeleton, items, shared, params, opt_state, first_bad, k0, n):
@@ -59,7 +59,7 @@ def _chunk(problem, optimizer, batching, skeleton, items, shared, params, opt_st
         params, opt_state, first_bad = jax.lax.fori_loop(0, n, step, (params, opt_state, first_bad))
         return params, opt_state, first_bad, problem.observables(eqx.combine(params, rest), data)
 
-    batched = batch_over_seeds(one, batching.strategy, batching.batch_size)
+    batched = batch_over_seeds(one, batching.batching, batching.batch_size)
     return batched((items, params, opt_state, first_bad), shared, k0, n)
 
 
@@ -107,9 +107,9 @@ def train(
     if not isinstance(save, AbstractGrid):
         raise TypeError(f"`save` must be a gradflow grid such as gradflow.LogGrid(n=200); got {type(save).__name__}.")
     steps = int(steps)
-    checkpointing = Checkpointing.resolve(checkpoint_dir, checkpoint_every, resume)
+    checkpointing = Checkpointing.from_keywords(locals())
     keys, seed_record = seeds_to_keys(seeds)
-    batching = Batching.resolve(batching, batch_size)
+    batching = Batching(batching, batch_size)
     ks = np.unique(np.clip(np.round(save.times(steps * dt) / dt), 0, steps).astype(np.int64))
 
     initial = initialise(problem, keys, batching)
@@ -129,7 +129,7 @@ def train(
 
     # Chunks end at save steps (observables) and, with checkpoints, at multiples of
     # checkpoint_every (state written). Observables fill a (seeds, saves) array.
-    bounds = ks if checkpointing is None else np.union1d(ks, np.arange(0, steps + 1, checkpointing.every))
+    bounds = ks if checkpointing is None else np.union1d(ks, np.arange(0, steps + 1, checkpointing.checkpoint_every))
     obs_full = {k: np.full((keys.shape[0], len(ks)) + np.shape(v)[1:], np.nan,
                            dtype=np.result_type(np.asarray(v).dtype, np.float32)) for k, v in obs0.items()}
     for k, v in obs0.items():
@@ -140,7 +140,7 @@ def train(
                                    ks.tolist(), checkpointing.config(), batching.config(), initial.digest())
         template = {"params": params, "opt_state": opt_state, "first_bad": first_bad, "obs": obs_full,
                     "k": np.zeros((), np.int64)}
-        loaded = _checkpoint.read(checkpointing.directory, fingerprint_, template) if checkpointing.resume else None
+        loaded = _checkpoint.read(checkpointing.checkpoint_dir, fingerprint_, template) if checkpointing.resume else None
         if loaded is not None:
             state = loaded[0]
             params, opt_state = jtu.tree_map(jnp.asarray, state["params"]), jtu.tree_map(jnp.asarray, state["opt_state"])
@@ -159,10 +159,10 @@ def train(
             for name, value in obs.items():
                 obs_full[name][:, save_index[int(k_next)]] = np.asarray(value)
         bar.update(int(k_next - k_prev))
-        if checkpointing is not None and k_next % checkpointing.every == 0 and k_next < steps:
+        if checkpointing is not None and k_next % checkpointing.checkpoint_every == 0 and k_next < steps:
             state = {"params": params, "opt_state": opt_state, "first_bad": first_bad, "obs": obs_full,
                      "k": np.asarray(k_next, np.int64)}
-            _checkpoint.write(checkpointing.directory, jtu.tree_map(np.asarray, state), fingerprint_, int(k_next))
+            _checkpoint.write(checkpointing.checkpoint_dir, jtu.tree_map(np.asarray, state), fingerprint_, int(k_next))
     bar.close()
 
     obs = obs_full

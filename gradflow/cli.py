@@ -460,28 +460,25 @@ def _devices(args):
     return None if count <= 1 else list(available[:count])
 
 
-def _check_run(args, problem, flow, solver, controller, t1, out):
+def _check_run(args, problem, flow, keywords):
     """The library's own checks of what `simulate` will be given (its option
     objects check themselves when built), run before anything is written or
-    compiled: nothing here solves. Returns the save grid. Their messages
-    become the CLI's, naming the options (`_refused`)."""
-    from . import LogGrid
+    compiled: nothing here solves. Their messages become the CLI's, naming the
+    options (`_refused`)."""
     from ._devices import seeds_to_keys
-    from ._grids import _check_t1
-    from ._options import Checkpointing, Integration
+    from ._grids import LogGrid, _check_t1
+    from ._options import resolve_options
     from ._simulate import check_problem
 
     with _refused(_RUN_OPTIONS):
-        _check_t1(t1)
+        _check_t1(keywords["t1"])
     with _refused(_GRID_OPTIONS):
-        save = LogGrid(n=args.save_n, t_min=t1 * 1e-4 if args.t_min is None else args.t_min)
-    if not save.t_min < t1:  # LogGrid would start at t1·1e-4 instead: an option is never ignored quietly
-        raise CLIError(f"--t-min must be below t1 = {t1:g}; got {save.t_min:g}")
+        save = LogGrid(n=args.save_n, t_min=keywords["t1"] * 1e-4 if args.t_min is None else args.t_min)
+    if not save.t_min < keywords["t1"]:  # LogGrid would start at t1·1e-4 instead: an option is never ignored quietly
+        raise CLIError(f"--t-min must be below t1 = {keywords['t1']:g}; got {save.t_min:g}")
     with _refused(_RUN_OPTIONS):
         seeds_to_keys(args.seeds)
-        Integration(t1=t1, solver=solver, stepsize_controller=controller, save=save, dt0=args.dt0,
-                    max_steps=args.max_steps)
-        Checkpointing(out / "checkpoint", args.checkpoint_every)
+        resolve_options({**keywords, "save": save, "devices": None})  # devices are checked by `_devices`
     with _refused(_FLOW_OPTIONS):  # rates naming missing fields etc.
         check_problem(problem, flow)
     return save
@@ -503,10 +500,13 @@ def cmd_run(args):
         out = resume_into
     else:
         _check_out(out, args.force)
-    save = _check_run(args, problem, flow, solver, controller, t1, out)
+    checkpoint = None if args.no_checkpoint else out / "checkpoint"
+    keywords = dict(t1=t1, solver=solver, stepsize_controller=controller, dt0=args.dt0, max_steps=args.max_steps,
+                    progress=not args.no_progress, checkpoint_dir=checkpoint, checkpoint_every=args.checkpoint_every,
+                    resume=resume_into is not None, command=shlex.join(["gradflow", *args.argv]))
+    keywords["save"] = _check_run(args, problem, flow, keywords)
     _check_space(out, problem, args)
     devices = _devices(args)
-    checkpoint = None if args.no_checkpoint else out / "checkpoint"
     if checkpoint is not None and resume_into is None:
         out.mkdir(parents=True, exist_ok=True)
         if (out / "checkpoint").exists():
@@ -525,23 +525,7 @@ def cmd_run(args):
         flush=True,
     )
     with _refused(_RUN_OPTIONS):
-        run = simulate(
-            problem,
-            flow,
-            t1=t1,
-            seeds=args.seeds,
-            solver=solver,
-            stepsize_controller=controller,
-            dt0=args.dt0,
-            save=save,
-            max_steps=args.max_steps,
-            progress=not args.no_progress,
-            devices=devices,
-            checkpoint_dir=checkpoint,
-            checkpoint_every=args.checkpoint_every,
-            resume=resume_into is not None,
-            command=shlex.join(["gradflow", *args.argv]),
-        )
+        run = simulate(problem, flow, seeds=args.seeds, devices=devices, **keywords)
     run.save(out, force=True if resume_into is not None else args.force)
     if checkpoint is not None:
         shutil.rmtree(checkpoint, ignore_errors=True)  # the run is saved: its checkpoints are spent
