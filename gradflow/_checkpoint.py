@@ -1,16 +1,17 @@
 """Checkpoints of a segmented solve: written atomically, refused when they do not
 match the run asking for them."""
 
-import hashlib
+import io
 import json
 from pathlib import Path
 
+import equinox as eqx
 import jax.tree_util as jtu
 import numpy as np
 
-from ._files import atomic_write, unwritable_ancestor
+from ._files import atomic_write, record_digest, unwritable_ancestor
 
-FORMAT = "gradflow-checkpoint-1"
+FORMAT = "gradflow-checkpoint-2"  # 2: Equinox leaf serialisation, checksum over arrays and index
 INDEX = "checkpoint.json"
 
 
@@ -31,23 +32,23 @@ def check_directory(checkpoint_dir) -> Path:
 
 
 def write(directory: Path, state: dict, fingerprint: str, segment: int):
-    """Save `state` (a pytree of numpy arrays) as segment `segment`: the arrays
-    first, then the index that names them, so the index always points at a
-    complete file; older segment files are removed afterwards."""
+    """Save `state` (a pytree of numpy arrays) as segment `segment` with Equinox's
+    leaf serialisation: the arrays first, then the index that names them (and
+    holds one checksum over both), so the index always points at a complete
+    file; older segment files are removed afterwards."""
     directory.mkdir(parents=True, exist_ok=True)
     leaves, treedef = jtu.tree_flatten(state)
-    import io
-
     buffer = io.BytesIO()
-    np.savez(buffer, **{f"leaf_{i}": np.asarray(x) for i, x in enumerate(leaves)})
+    eqx.tree_serialise_leaves(buffer, [np.asarray(x) for x in leaves])
     data = buffer.getvalue()
-    name = f"state-{segment:06d}.npz"
-    digest = atomic_write(directory / name, lambda f: f.write(data))
+    name = f"state-{segment:06d}.eqx"
+    atomic_write(directory / name, lambda f: f.write(data))
     index = {"format": FORMAT, "fingerprint": fingerprint, "segment": segment, "file": name,
-             "sha256": digest, "leaves": len(leaves), "treedef": str(treedef)}
+             "leaves": [[list(np.shape(x)), np.asarray(x).dtype.str] for x in leaves], "treedef": str(treedef)}
+    index["sha256"] = record_digest(data, index)
     text = json.dumps(index, indent=1).encode()
     atomic_write(directory / INDEX, lambda f: f.write(text))
-    for old in directory.glob("state-*.npz"):
+    for old in directory.glob("state-*"):
         if old.name != name:
             old.unlink(missing_ok=True)
     for tmp in directory.glob(".*.tmp"):  # left by a process killed mid-write (this one's are renamed)
@@ -63,33 +64,34 @@ def read(directory: Path, fingerprint: str, template: dict):
         return None
     try:
         index = json.loads(index_path.read_text())
-        name, sha = index["file"], index["sha256"]
         if index.get("format") != FORMAT:
             raise KeyError("format")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{index_path} is damaged ({e}); delete {directory} to start over.") from None
-    if index["fingerprint"] != fingerprint:
+        name, fingerprint_read, recorded = index["file"], index["fingerprint"], index["leaves"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{index_path} is damaged or of another gradflow version ({e}); delete {directory} "
+                              "to start over.") from None
+    if fingerprint_read != fingerprint:
         raise CheckpointError(
-            f"the checkpoint in {directory} was written by a different configuration (problem, flow or optimiser, solver, "
-            "tolerances, seeds, save times, precision or segment length); resume with the same arguments, or "
-            "use another checkpoint_dir."
+            f"the checkpoint in {directory} was written by a different configuration (problem or its data, flow or "
+            "optimiser, solver, tolerances, seeds, save times, precision or segment length); resume with the same "
+            "arguments, or use another checkpoint_dir."
         )
-    path = directory / name
+    path = directory / Path(name).name
     try:
         data = path.read_bytes()
     except OSError as e:
         raise CheckpointError(f"{path} is missing ({e}); delete {directory} to start over.") from None
-    if hashlib.sha256(data).hexdigest() != sha:
-        raise CheckpointError(f"{path} does not match its checksum (damaged); delete {directory} to start over.")
-    import io
-
-    with np.load(io.BytesIO(data)) as arrays:
-        leaves = [arrays[f"leaf_{i}"] for i in range(index["leaves"])]
+    if record_digest(data, index) != index.get("sha256"):
+        raise CheckpointError(f"{path} or {index_path} does not match its checksum (damaged); delete {directory} "
+                              "to start over.")
     template_leaves, treedef = jtu.tree_flatten(template)
-    if str(treedef) != index["treedef"] or len(leaves) != len(template_leaves):
+    wanted = [[list(x.shape), np.dtype(x.dtype).str] for x in template_leaves]
+    if str(treedef) != index["treedef"] or recorded != wanted:
         raise CheckpointError(f"the checkpoint in {directory} has another layout (written by another gradflow "
                               "version?); delete it to start over.")
-    for got, want in zip(leaves, template_leaves):
-        if got.shape != tuple(want.shape):
-            raise CheckpointError(f"the checkpoint in {directory} has arrays of other shapes; delete it to start over.")
+    like = [np.empty(shape, np.dtype(dtype)) for shape, dtype in wanted]
+    try:
+        leaves = eqx.tree_deserialise_leaves(io.BytesIO(data), like)
+    except Exception as e:  # noqa: BLE001 - any failure to read is a damaged file
+        raise CheckpointError(f"{path} cannot be read ({e}); delete {directory} to start over.") from None
     return jtu.tree_unflatten(treedef, leaves), int(index["segment"])

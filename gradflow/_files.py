@@ -2,6 +2,7 @@
 checks that a directory can take what is about to be written into it."""
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -69,3 +70,11 @@ def sha256_file(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def record_digest(data: bytes, record: dict) -> str:
+    """The one checksum of saved runs and checkpoints: SHA-256 over the arrays file
+    and the canonical JSON of its record (without the digest itself), so an edit
+    to either is detected."""
+    text = json.dumps({k: v for k, v in record.items() if k != "sha256"}, sort_keys=True, allow_nan=False)
+    return hashlib.sha256(hashlib.sha256(data).digest() + text.encode()).hexdigest()

@@ -1,7 +1,6 @@
 """`Run`: the result of `simulate` or `train`, and its save/load."""
 
 import dataclasses
-import hashlib
 import io
 import json
 from collections import Counter
@@ -13,7 +12,7 @@ import jax.tree_util as jtu
 import numpy as np
 
 from ._devices import keys_from_record
-from ._files import atomic_write, check_free_space, sha256_file
+from ._files import atomic_write, check_free_space, record_digest, sha256_file
 from ._status import Status, describe
 
 FORMAT = "gradflow-run"
@@ -220,7 +219,7 @@ class Run:
             "arrays": {name: [list(leaf.shape), leaf.dtype.str] for name, leaf in _named(tree)},
             "models": {w: leaf_names(split_arrays(getattr(self, w))[0]) for w in ("initial", "final")},
         }
-        meta["sha256"] = _digest(data, meta)
+        meta["sha256"] = record_digest(data, meta)
         text = json.dumps(meta, indent=1, allow_nan=False).encode()
         atomic_write(path / _META, lambda f: f.write(text))
         return path
@@ -238,12 +237,6 @@ class Run:
 
 def _named(tree) -> list:
     return [(jtu.keystr(p), leaf) for p, leaf in jtu.tree_flatten_with_path(tree)[0]]
-
-
-def _digest(data: bytes, meta: dict) -> str:
-    """SHA-256 over the arrays file and the canonical JSON of the record (without its digest)."""
-    record = json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True, allow_nan=False)
-    return hashlib.sha256(hashlib.sha256(data).digest() + record.encode()).hexdigest()
 
 
 def _spread(x) -> str:
@@ -291,7 +284,7 @@ def read(path) -> tuple[dict, dict]:
         data = arrays_path.read_bytes()
     except OSError:
         raise RunFormatError(f"{path} has no {_ARRAYS}; the run is incomplete.") from None
-    if _digest(data, meta) != meta["sha256"]:
+    if record_digest(data, meta) != meta["sha256"]:
         raise RunFormatError(f"{path}: {_ARRAYS} or {_META} does not match the run's checksum: truncated or modified.")
     try:
         names = list(meta["arrays"])

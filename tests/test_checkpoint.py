@@ -46,6 +46,11 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     with pytest.raises(ValueError, match="different configuration"):
         gf.simulate(NET, **{**KW, "t1": 6.0}, checkpoint_dir=tmp_path, checkpoint_every=50, resume=True)
     index = json.loads((tmp_path / "checkpoint.json").read_text())
+    # The checksum covers the index too: an edit to the JSON alone is caught.
+    (tmp_path / "checkpoint.json").write_text(json.dumps({**index, "segment": index["segment"] + 5}))
+    with pytest.raises(ValueError, match="checksum"):
+        gf.simulate(NET, **KW, checkpoint_dir=tmp_path, checkpoint_every=50, resume=True)
+    (tmp_path / "checkpoint.json").write_text(json.dumps(index))
     (tmp_path / index["file"]).write_bytes(b"garbage")
     with pytest.raises(ValueError, match="checksum"):
         gf.simulate(NET, **KW, checkpoint_dir=tmp_path, checkpoint_every=50, resume=True)

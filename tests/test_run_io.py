@@ -54,10 +54,10 @@ def _damaged(path, tmp_path, damage):
 def _resign(path):
     """Make run.json's checksum match its (edited) contents, as someone crafting a
     directory by hand could: what is refused then is refused for its content."""
-    from gradflow._run import _digest
+    from gradflow._files import record_digest
 
     meta = json.loads((path / "run.json").read_text())
-    meta["sha256"] = _digest((path / "arrays.eqx").read_bytes(), meta)
+    meta["sha256"] = record_digest((path / "arrays.eqx").read_bytes(), meta)
     (path / "run.json").write_text(json.dumps(meta))
 
 
@@ -77,7 +77,7 @@ def _edit_json(path, edit, resign=True):
         (lambda p: (p / "run.json").unlink(), "no run.json"),
         (lambda p: (p / "run.json").write_text("{not json"), "not valid JSON"),
         (lambda p: (p / "run.json").write_text(json.dumps({"format": "something-else"})), "not a gradflow run"),
-        (lambda p: _edit_json(p, lambda m: m.update(sha256="0" + m["sha256"][1:]), resign=False), "checksum"),
+        (lambda p: _edit_json(p, lambda m: m.update(sha256=("1" if m["sha256"][0] == "0" else "0") + m["sha256"][1:]), resign=False), "checksum"),
         # The checksum covers the record too: an edit to the JSON alone is caught.
         (lambda p: _edit_json(p, lambda m: m["config"].update(t1=1e9), resign=False), "checksum"),
         (lambda p: _edit_json(p, lambda m: m.update(format_version=7)), "format version 7"),
