@@ -39,24 +39,24 @@ from ._stop import AbstractStop
 
 
 def check_problem(problem, flow=None):
-    """Type checks, then the model's structure via `eval_shape` (nothing compiles):
-    returns (model structure, trainable-parameter structure)."""
+    """Type checks, then the structure of `problem.init` via `eval_shape` (nothing
+    compiles): returns ((model, data) structure, trainable-parameter structure)."""
     if not isinstance(problem, AbstractProblem):
         raise TypeError(f"`problem` must be a gradflow.AbstractProblem; got {type(problem).__name__}.")
     if flow is not None and not isinstance(flow, AbstractFlow):
         raise TypeError(f"`flow` must be a gradflow flow (e.g. gradflow.GradientFlow()); got {type(flow).__name__}.")
 
     def structure(key):
-        model, _ = problem.init(key)
+        model, data = problem.init(key)
         params, _ = eqx.partition(model, problem.trainable(model))
-        return model, params
+        return (model, data), params
 
-    model, params = eqx.filter_eval_shape(structure, jax.random.PRNGKey(0))
+    drawn, params = eqx.filter_eval_shape(structure, jax.random.PRNGKey(0))
     if not jtu.tree_leaves(params):
         raise ValueError(f"{type(problem).__name__}.trainable marks no leaf of the model as trainable.")
     if flow is not None:
         flow.check(params)
-    return model, params
+    return drawn, params
 
 
 class Initial(eqx.Module):
@@ -87,21 +87,24 @@ def _draw(problem, batching, keys):
     return batch_over_seeds(one, batching.batching, batching.batch_size)(keys, None)
 
 
-def initialise(problem: AbstractProblem, keys, batching: Batching) -> Initial:
+def initialise(problem: AbstractProblem, keys, batching: Batching, structure=None) -> Initial:
     """Each seed's model and data from `problem.init`, as a step of its own.
 
     It is traced on every call, so whatever `init` reads (a file, say) is read
     now, and compiled only when its lowered program is new (`compile_lowered`
     keys on the program's text, constants included). Its results reach the
-    solve as arguments. Data arrays equal across seeds are kept once."""
-    structure = eqx.filter_eval_shape(problem.init, keys[0])
+    solve as arguments. Data arrays equal across seeds are kept once.
+    `structure`: `init`'s `eval_shape` (from `check_problem`), if already known."""
+    if structure is None:
+        structure = eqx.filter_eval_shape(problem.init, keys[0])
     args = (problem, Batching(batching.batching, batching.batch_size), keys)  # drawn on one device
     fn, seconds = compile_lowered(_draw, *args)
-    model, data = eqx.combine(fn(*args), eqx.filter(structure, eqx.is_array, inverse=True))
+    drawn = jtu.tree_map(np.asarray, fn(*args))  # on the host: compared and sliced without compiling
+    model, data = eqx.combine(drawn, eqx.filter(structure, eqx.is_array, inverse=True))
     model_arrays, skeleton = split_arrays(model)
     data_arrays, data_static = eqx.partition(data, eqx.is_array)
     n = keys.shape[0]
-    varies = jtu.tree_map(lambda x: n > 1 and not bool(jnp.all(x == x[:1])), data_arrays)
+    varies = jtu.tree_map(lambda x: n > 1 and not np.array_equal(x, x[:1].repeat(n, 0)), data_arrays)
     per_seed = eqx.filter(data_arrays, varies)
     shared = jtu.tree_map(lambda x: x[0], eqx.filter(data_arrays, varies, inverse=True))
     return Initial(model_arrays, skeleton, per_seed, eqx.combine(shared, data_static), seconds)
@@ -198,9 +201,9 @@ def drive(problem, flow, seeds, integration: Integration, batching: Batching, ch
     """The pipeline behind `simulate` and `sweep`. `flows` (optional) gives each
     item of the batch its own flow numbers: `flow` with array leaves carrying a
     leading axis as long as `seeds`; `record` is then what the config records."""
-    model_struct, _ = check_problem(problem, flow)
+    structure, _ = check_problem(problem, flow)
     keys, seed_record = seeds_to_keys(seeds)
-    initial = initialise(problem, keys, batching)
+    initial = initialise(problem, keys, batching, structure)
     setup = Setup(problem, integration.static(), initial.skeleton)
     items = {"model": initial.model, "data": initial.data_per_seed}
     shared = {"data": initial.data_shared, **integration.runtime()}

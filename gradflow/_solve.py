@@ -130,6 +130,24 @@ class Setup(eqx.Module):
     continuing: bool = False  # a later segment: start from the carried state
 
 
+@eqx.filter_jit
+def _gradient(problem, params, rest, data):
+    """∇L with respect to the trainable parameters. Jitted so that diffrax's several
+    calls of the vector field within one trace share one trace of it."""
+    return jax.grad(lambda p: problem.loss(eqx.combine(p, rest), data))(params)
+
+
+@eqx.filter_jit
+def _observe(problem, conserved, params, rest, data, c0):
+    """The observables saved at one time (jitted for the same reason as `_gradient`)."""
+    current = eqx.combine(params, rest)
+    out = problem.observables(current, data)
+    for name, value in problem.conserved(current, data).items() if conserved else ():
+        scale = jnp.maximum(jnp.linalg.norm(c0[name]), 1.0)
+        out[f"drift/{name}"] = jnp.linalg.norm(value - c0[name]) / scale
+    return out
+
+
 def solve_one(setup: Setup, item: dict, shared: dict) -> dict:
     """Integrate one seed (see the module docstring); returns its observables at
     the save times, final model leaves, diffrax's counters and result, and (for
@@ -143,19 +161,16 @@ def solve_one(setup: Setup, item: dict, shared: dict) -> dict:
     def loss_p(p):
         return problem.loss(eqx.combine(p, rest), data)
 
-    grad_fn = jax.grad(loss_p)
+    def grad_fn(p):
+        return _gradient(problem, p, rest, data)
+
     c0 = problem.conserved(model, data) if integ.conserved else {}
 
     def vector_field(t, y, args):
         return flow.vector_field(t, y, grad_fn)
 
     def observe(t, y, args):
-        current = eqx.combine(flow.params(y), rest)
-        out = problem.observables(current, data)
-        for name, value in problem.conserved(current, data).items() if integ.conserved else ():
-            scale = jnp.maximum(jnp.linalg.norm(c0[name]), 1.0)
-            out[f"drift/{name}"] = jnp.linalg.norm(value - c0[name]) / scale
-        return out
+        return _observe(problem, integ.conserved, flow.params(y), rest, data, c0)
 
     def cond(t, y, args, **kwargs):
         bad = ~all_finite(y)
@@ -195,6 +210,9 @@ def solve_one(setup: Setup, item: dict, shared: dict) -> dict:
         event=dfx.Event(cond) if (integ.stop is not None or not integ.adaptive) else None,
         max_steps=integ.max_steps if setup.segment_steps is None else setup.segment_steps,
         throw=False,
+        # gradflow never differentiates through a solve: a plain forward loop (a lax
+        # while_loop) traces faster than the default checkpointed one, same numbers.
+        adjoint=dfx.ForwardMode(),
         progress_meter=dfx.TqdmProgressMeter() if integ.progress else dfx.NoProgressMeter(),
     )
     final_state = jtu.tree_map(lambda x: x[-1], sol.ys[1])

@@ -94,7 +94,7 @@ def train(
     `resume=True` a run continues from the last checkpoint there. The result
     equals an uninterrupted run bitwise (each step is the same compiled code).
     """
-    check_problem(problem)
+    structure, _ = check_problem(problem)
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(
             "`optimizer` must be an optax.GradientTransformation such as optax.sgd(1e-2); "
@@ -112,7 +112,7 @@ def train(
     batching = Batching(batching, batch_size)
     ks = np.unique(np.clip(np.round(save.times(steps * dt) / dt), 0, steps).astype(np.int64))
 
-    initial = initialise(problem, keys, batching)
+    initial = initialise(problem, keys, batching, structure)
     items = {"model": initial.model, "data": initial.data_per_seed}
     shared = {"data": initial.data_shared}
     start_args = (problem, optimizer, batching, initial.skeleton, items, shared)

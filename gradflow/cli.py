@@ -513,11 +513,7 @@ def cmd_run(args):
             shutil.rmtree(out / "checkpoint")  # --force over an old run: start afresh
         (out / "command.json").write_text(json.dumps({"argv": _run_argv(args, out, devices)}, indent=1))
 
-    import matplotlib
-
-    matplotlib.use("Agg")
     from . import simulate
-    from .plot import save_figures
 
     print(
         f"gradflow run {name}: {args.seeds} seeds, t1 = {t1:g}, {type(solver).__name__}, "
@@ -527,6 +523,11 @@ def cmd_run(args):
     with _refused(_RUN_OPTIONS):
         run = simulate(problem, flow, seeds=args.seeds, devices=devices, **keywords)
     run.save(out, force=True if resume_into is not None else args.force)
+    import matplotlib  # after the solve: figures are drawn once it is saved
+
+    matplotlib.use("Agg")
+    from .plot import save_figures
+
     if checkpoint is not None:
         shutil.rmtree(checkpoint, ignore_errors=True)  # the run is saved: its checkpoints are spent
     save_figures(run, out)
