@@ -205,6 +205,29 @@ class Checkpointing(AbstractOptions):
         return super().from_keywords({**keywords, "checkpoint_dir": Path(keywords["checkpoint_dir"])}, **override)
 
 
+class Stepping(AbstractOptions):
+    """`train`'s steps: `steps` optimiser steps, each standing for `dt` of flow time,
+    observables saved at the steps nearest the grid `save` on [0, steps·dt]."""
+
+    steps: int
+    dt: float
+    save: AbstractGrid
+
+    def __check_init__(self):
+        if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) or self.steps < 1:
+            raise ValueError(f"`steps` must be an integer >= 1; got {self.steps!r}.")
+        if not _positive_number(self.dt):
+            raise ValueError(f"`dt` (flow time per step, usually the learning rate) must be finite and > 0; "
+                             f"got {self.dt!r}.")
+        if not isinstance(self.save, AbstractGrid):
+            raise TypeError(f"`save` must be a gradflow grid such as gradflow.LogGrid(n=200); got {type(self.save).__name__}.")
+
+    def save_steps(self) -> np.ndarray:
+        """The steps at which observables are saved: unique, first 0 and last `steps`."""
+        steps = int(self.steps)
+        return np.unique(np.clip(np.round(self.save.times(steps * self.dt) / self.dt), 0, steps).astype(np.int64))
+
+
 def resolve_options(keywords: dict) -> "tuple[Integration, Batching, Checkpointing | None]":
     """`simulate`'s keyword arguments → its option objects, each checking itself."""
     checkpointing = Checkpointing.from_keywords(keywords)

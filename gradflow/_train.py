@@ -1,6 +1,5 @@
 """`train`: the discrete counterpart of `simulate`, with any optax optimiser."""
 
-import math
 import time
 
 import equinox as eqx
@@ -16,7 +15,7 @@ from ._compile import compile_program
 from ._config import describe_object, module_config, run_config
 from ._devices import batch_over_seeds, seeds_to_keys
 from ._grids import AbstractGrid, LogGrid
-from ._options import Batching, Checkpointing, fingerprint
+from ._options import Batching, Checkpointing, Stepping, fingerprint
 from ._problem import AbstractProblem
 from ._run import Run, Stats
 from ._simulate import check_problem, initialise
@@ -100,89 +99,88 @@ def train(
             "`optimizer` must be an optax.GradientTransformation such as optax.sgd(1e-2); "
             f"got {type(optimizer).__name__}."
         )
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"`steps` must be an integer >= 1; got {steps!r}.")
-    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt) or dt <= 0:
-        raise ValueError(f"`dt` (flow time per step, usually the learning rate) must be finite and > 0; got {dt!r}.")
-    if not isinstance(save, AbstractGrid):
-        raise TypeError(f"`save` must be a gradflow grid such as gradflow.LogGrid(n=200); got {type(save).__name__}.")
-    steps = int(steps)
+    stepping = Stepping.from_keywords(locals())
     checkpointing = Checkpointing.from_keywords(locals())
     keys, seed_record = seeds_to_keys(seeds)
     batching = Batching(batching, batch_size)
-    ks = np.unique(np.clip(np.round(save.times(steps * dt) / dt), 0, steps).astype(np.int64))
-
     initial = initialise(problem, keys, batching, structure)
     items = {"model": initial.model, "data": initial.data_per_seed}
     shared = {"data": initial.data_shared}
     start_args = (problem, optimizer, batching, initial.skeleton, items, shared)
-    start_fn, compile_init = compile_program(_start, *start_args)
+    start_fn, compile_start = compile_program(_start, *start_args)
     params, opt_state, obs0 = start_fn(*start_args)
-
     first_bad = jnp.full((keys.shape[0],), -1, dtype=jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
+    state = {"params": params, "opt_state": opt_state, "first_bad": first_bad, "obs": _observables(obs0, stepping),
+             "k": np.zeros((), np.int64)}
+    record = fingerprint(module_config(problem), describe_object(optimizer), stepping.config(), seed_record,
+                         None if checkpointing is None else checkpointing.config(), batching.config(), initial.digest())
+    state, wall, compile_steps = _step_through(
+        (problem, optimizer, batching, initial.skeleton, items, shared), state, stepping, checkpointing, record, progress)
 
-    def chunk_args(params, opt_state, first_bad, k0, n):
-        return (problem, optimizer, batching, initial.skeleton, items, shared, params, opt_state, first_bad,
-                jnp.asarray(k0), jnp.asarray(n))
+    first_bad = np.asarray(state["first_bad"])
+    n = keys.shape[0]
+    status = np.where(first_bad >= 0, int(Status.NONFINITE), int(Status.OK)).astype(np.int32)
+    done = np.where(first_bad >= 0, first_bad, stepping.steps)
+    model = jtu.tree_map(np.asarray, initial.model)
+    stats = Stats(steps=done, accepted=done, rejected=np.zeros(n, dtype=np.int64),
+                  gradient_evaluations=done.astype(float), status=status, result=np.zeros(n, dtype=np.int32),
+                  t_final=done * stepping.dt, wall_time=wall,
+                  compile_time=initial.compile_time + compile_start + compile_steps)
+    config = run_config("train", problem=problem, seeds=seed_record, command=command,
+                        optimizer=describe_object(optimizer), **stepping.config(),
+                        save_steps=stepping.save_steps().tolist(), **batching.config())
+    return Run(
+        ts=stepping.save_steps() * stepping.dt,
+        obs=state["obs"],
+        initial=eqx.combine(model, initial.skeleton),
+        final=eqx.combine(jtu.tree_map(np.asarray, state["params"]), model, initial.skeleton),
+        stats=stats,
+        config=config,
+        problem=problem,
+    )
 
-    chunk_fn, compile_chunk = compile_program(_chunk, *chunk_args(params, opt_state, first_bad, 0, 1))
 
-    # Chunks end at save steps (observables) and, with checkpoints, at multiples of
-    # checkpoint_every (state written). Observables fill a (seeds, saves) array.
+def _observables(obs0, stepping) -> dict:
+    """(seeds, saves, ...) arrays of NaN, with the observables at step 0 filled in."""
+    saves = len(stepping.save_steps())
+    out = {}
+    for name, value in obs0.items():
+        value = np.asarray(value)
+        out[name] = np.full((value.shape[0], saves) + value.shape[1:], np.nan, dtype=np.result_type(value.dtype, np.float32))
+        out[name][:, 0] = value
+    return out
+
+
+def _step_through(fixed, state, stepping, checkpointing, record, progress):
+    """Run the optimiser in chunks that end at save steps (observables recorded) and,
+    with checkpoints, at multiples of `checkpoint_every` (state written); resume
+    from a checkpoint first if asked. Returns (state, wall s, compile s)."""
+    def args(state, k0, n):
+        return (*fixed, state["params"], state["opt_state"], state["first_bad"], jnp.asarray(k0), jnp.asarray(n))
+
+    chunk_fn, compile_time = compile_program(_chunk, *args(state, 0, 1))
+    ks, steps = stepping.save_steps(), stepping.steps
     bounds = ks if checkpointing is None else np.union1d(ks, np.arange(0, steps + 1, checkpointing.checkpoint_every))
-    obs_full = {k: np.full((keys.shape[0], len(ks)) + np.shape(v)[1:], np.nan,
-                           dtype=np.result_type(np.asarray(v).dtype, np.float32)) for k, v in obs0.items()}
-    for k, v in obs0.items():
-        obs_full[k][:, 0] = np.asarray(v)
-    k_start = 0
-    if checkpointing is not None:
-        fingerprint_ = fingerprint(module_config(problem), describe_object(optimizer), steps, dt, seed_record,
-                                   ks.tolist(), checkpointing.config(), batching.config(), initial.digest())
-        template = {"params": params, "opt_state": opt_state, "first_bad": first_bad, "obs": obs_full,
-                    "k": np.zeros((), np.int64)}
-        loaded = _checkpoint.read(checkpointing.checkpoint_dir, fingerprint_, template) if checkpointing.resume else None
+    if checkpointing is not None and checkpointing.resume:
+        loaded = _checkpoint.read(checkpointing.checkpoint_dir, record, state)
         if loaded is not None:
-            state = loaded[0]
-            params, opt_state = jtu.tree_map(jnp.asarray, state["params"]), jtu.tree_map(jnp.asarray, state["opt_state"])
-            first_bad, obs_full, k_start = jnp.asarray(state["first_bad"]), state["obs"], int(state["k"])
-    wall = 0.0
+            state = jtu.tree_map(np.asarray, loaded[0])
+    k_start, wall = int(state["k"]), 0.0
     bar = tqdm(total=steps, initial=k_start, desc="train", disable=not progress, unit="step")
     save_index = {int(k): i for i, k in enumerate(ks)}
     for k_prev, k_next in zip(bounds[:-1], bounds[1:]):
         if k_next <= k_start:
             continue  # done before the checkpoint this run resumed from
         start = time.perf_counter()
-        params, opt_state, first_bad, obs = chunk_fn(*chunk_args(params, opt_state, first_bad, k_prev, k_next - k_prev))
-        obs = jax.block_until_ready(obs)
+        params, opt_state, first_bad, obs = jax.block_until_ready(chunk_fn(*args(state, k_prev, k_next - k_prev)))
         wall += time.perf_counter() - start
+        state = {**state, "params": params, "opt_state": opt_state, "first_bad": first_bad,
+                 "k": np.asarray(k_next, np.int64)}
         if int(k_next) in save_index:
             for name, value in obs.items():
-                obs_full[name][:, save_index[int(k_next)]] = np.asarray(value)
+                state["obs"][name][:, save_index[int(k_next)]] = np.asarray(value)
         bar.update(int(k_next - k_prev))
         if checkpointing is not None and k_next % checkpointing.checkpoint_every == 0 and k_next < steps:
-            state = {"params": params, "opt_state": opt_state, "first_bad": first_bad, "obs": obs_full,
-                     "k": np.asarray(k_next, np.int64)}
-            _checkpoint.write(checkpointing.checkpoint_dir, jtu.tree_map(np.asarray, state), fingerprint_, int(k_next))
+            _checkpoint.write(checkpointing.checkpoint_dir, jtu.tree_map(np.asarray, state), record, int(k_next))
     bar.close()
-
-    obs = obs_full
-    first_bad = np.asarray(first_bad)
-    n = keys.shape[0]
-    status = np.where(first_bad >= 0, int(Status.NONFINITE), int(Status.OK)).astype(np.int32)
-    done = np.where(first_bad >= 0, first_bad, steps)
-    final = eqx.combine(jtu.tree_map(np.asarray, params), jtu.tree_map(np.asarray, initial.model), initial.skeleton)
-    stats = Stats(steps=done, accepted=done, rejected=np.zeros(n, dtype=np.int64),
-                  gradient_evaluations=done.astype(float), status=status, result=np.zeros(n, dtype=np.int32),
-                  t_final=done * dt, wall_time=wall, compile_time=initial.compile_time + compile_init + compile_chunk)
-    config = run_config("train", problem=problem, seeds=seed_record, command=command,
-                        optimizer=describe_object(optimizer), steps=steps, dt=dt, save_steps=ks.tolist(),
-                        save=save.config(), **batching.config())
-    return Run(
-        ts=ks * dt,
-        obs=obs,
-        initial=eqx.combine(jtu.tree_map(np.asarray, initial.model), initial.skeleton),
-        final=final,
-        stats=stats,
-        config=config,
-        problem=problem,
-    )
+    return state, wall, compile_time
