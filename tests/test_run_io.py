@@ -119,3 +119,21 @@ def test_edited_directories_are_refused(saved, tmp_path, damage, match):
 def test_not_a_directory(tmp_path):
     with pytest.raises(gf.RunFormatError, match="not a directory"):
         gf.load(tmp_path / "nothing-here")
+
+
+def test_a_run_saved_by_gradflow_0_1_still_loads(tmp_path):
+    """tests/data/run-format-1 was written by the previous release (format 1: npz arrays,
+    the problem class under its old module path): it loads, and the same simulation
+    today gives the same numbers (bitwise: same programs, same flags)."""
+    from pathlib import Path
+
+    old = gf.load(Path(__file__).parent / "data" / "run-format-1")
+    assert isinstance(old.problem, DiagonalLinear) and isinstance(old.stats, gf.Stats)
+    now = gf.simulate(old.problem, t1=5.0, seeds=2, save=gf.LogGrid(n=6))
+    # The fixture was computed at XLA's default optimisation level, the suite runs at
+    # level 0 (conftest): equal to round-off, not bitwise.
+    for name in now.obs:
+        assert np.allclose(old.obs[name], now.obs[name], rtol=1e-10, atol=1e-14, equal_nan=True), name
+    assert np.array_equal(old.stats.steps, now.stats.steps)
+    old.save(tmp_path / "resaved")  # written again in today's format
+    assert (tmp_path / "resaved" / "arrays.eqx").exists() and gf.load(tmp_path / "resaved").n_seeds == 2
