@@ -21,7 +21,7 @@ class AbstractProblem(eqx.Module):
     Optional, where the theory provides them:
 
     - `trainable(model)`: a pytree of bools, which leaves move (default: every
-      floating-point array).
+      array; trained leaves must be floating-point, see `trainable`).
     - `exact_solution(model0, data, t)`: the model at time `t` of the unit-rate
       gradient flow started from `model0`.
     - `conserved(model, data)`: quantities the gradient flow conserves exactly,
@@ -53,8 +53,14 @@ class AbstractProblem(eqx.Module):
         return {"loss": self.loss(model, data)}
 
     def trainable(self, model: Model) -> PyTree[bool]:
-        """Which leaves of `model` are trained (default: all inexact arrays)."""
-        return jtu.tree_map(eqx.is_inexact_array, model)
+        """Which leaves of `model` are trained (default: every array leaf).
+
+        Trained leaves must be floating-point arrays: an integer array marked
+        trainable (by default, any integer array in the model, such as
+        `jnp.array([1, -1, 1, -1])`) is refused before anything compiles, never
+        frozen silently. Keep an integer array fixed by returning False for it
+        here; it then stays as it is, in `simulate` and `train` alike."""
+        return jtu.tree_map(eqx.is_array, model)
 
     def exact_solution(self, model0: Model, data: Data, t: Array) -> Model:
         """The unit-rate gradient-flow solution at time `t` from `model0`."""

@@ -39,24 +39,64 @@ from ._stop import AbstractStop
 
 
 def check_problem(problem, flow=None):
-    """Type checks, then the structure of `problem.init` via `eval_shape` (nothing
-    compiles): returns ((model, data) structure, trainable-parameter structure)."""
+    """Check a problem once, before anything compiles, from `eval_shape` of its
+    `init`, `trainable`, `loss` and `observables`, and the flow against its
+    trainable parameters. Each violation is one error naming the method and the
+    fix. Returns ((model, data) structure, trainable-parameter structure)."""
     if not isinstance(problem, AbstractProblem):
         raise TypeError(f"`problem` must be a gradflow.AbstractProblem; got {type(problem).__name__}.")
     if flow is not None and not isinstance(flow, AbstractFlow):
         raise TypeError(f"`flow` must be a gradflow flow (e.g. gradflow.GradientFlow()); got {type(flow).__name__}.")
+    name = type(problem).__name__
 
     def structure(key):
         model, data = problem.init(key)
-        params, _ = eqx.partition(model, problem.trainable(model))
-        return (model, data), params
+        mask = problem.trainable(model)
+        params, _ = eqx.partition(model, mask)
+        return (model, data), params, problem.loss(model, data), problem.observables(model, data)
 
-    drawn, params = eqx.filter_eval_shape(structure, jax.random.PRNGKey(0))
-    if not jtu.tree_leaves(params):
-        raise ValueError(f"{type(problem).__name__}.trainable marks no leaf of the model as trainable.")
+    try:
+        drawn, params, loss, observables = eqx.filter_eval_shape(structure, jax.random.PRNGKey(0))
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{name}: tracing init/trainable/loss/observables failed: {e}") from e
+    _check_trainable(name, params)
+    _check_loss_and_observables(name, loss, observables)
     if flow is not None:
         flow.check(params)
     return drawn, params
+
+
+def _check_trainable(name, params):
+    leaves = jtu.tree_leaves_with_path(params)
+    if not leaves:
+        raise ValueError(f"{name}.trainable marks no leaf of the model as trainable.")
+    for path, leaf in leaves:
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None:
+            raise ValueError(f"{name}.trainable marks model{jtu.keystr(path)} trainable, but it is a "
+                             f"{type(leaf).__name__}, not an array; mark it False in `trainable`.")
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            raise ValueError(
+                f"{name}: model{jtu.keystr(path)} is an integer array ({dtype}) and is trainable, so it would be "
+                f"trained as an integer (never moving); build it as floats, e.g. jnp.asarray(..., dtype=float), or "
+                f"keep it fixed by marking it False in {name}.trainable."
+            )
+
+
+def _check_loss_and_observables(name, loss, observables):
+    if not (isinstance(loss, jax.ShapeDtypeStruct) and loss.shape == () and jnp.issubdtype(loss.dtype, jnp.inexact)):
+        got = f"shape {loss.shape} {loss.dtype}" if isinstance(loss, jax.ShapeDtypeStruct) else type(loss).__name__
+        raise ValueError(f"{name}.loss must return a floating-point scalar; it returned {got}: reduce it, "
+                         "e.g. jnp.mean(per_example_losses).")
+    if not isinstance(observables, dict):
+        raise ValueError(f"{name}.observables must return a dict of arrays; it returned {type(observables).__name__}.")
+    if "loss" not in observables:
+        raise ValueError(f"{name}.observables must include 'loss' (summaries and figures use it); it returned "
+                         f"{sorted(observables)}: add \"loss\": self.loss(model, data).")
+    for key, value in observables.items():
+        if not isinstance(value, jax.ShapeDtypeStruct):
+            raise ValueError(f"{name}.observables[{key!r}] is a {type(value).__name__}, not an array; return "
+                             "jnp.asarray(...) (observables are saved per seed and time).")
 
 
 class Initial(eqx.Module):
