@@ -11,6 +11,7 @@ command line exposes it.
 
 import dataclasses
 import math
+import warnings
 from pathlib import Path
 
 import diffrax as dfx
@@ -228,12 +229,29 @@ class Stepping(AbstractOptions):
         return np.unique(np.clip(np.round(self.save.times(steps * self.dt) / self.dt), 0, steps).astype(np.int64))
 
 
+def devices_for(solver, devices):
+    """The devices a solve with `solver` runs on: `devices` itself, or None (one
+    device) for an implicit solver. Inside `shard_map`, lineax (diffrax's linear
+    solves) compares a vector's structure with its sharding included and fails
+    with "pytree does not match out_structure" (lineax 0.1.1, JAX 0.10.2), so
+    implicit solvers are not spread over devices; `simulate` warns."""
+    if devices is not None and isinstance(solver, dfx.AbstractImplicitSolver):
+        return None
+    return devices
+
+
 def resolve_options(keywords: dict) -> "tuple[Integration, Batching, Checkpointing | None]":
     """`simulate`'s keyword arguments → its option objects, each checking itself."""
     checkpointing = Checkpointing.from_keywords(keywords)
     # A checkpointed solve reports progress as a line per segment, not a progress bar.
     integration = Integration.from_keywords(keywords, progress=bool(keywords.get("progress")) and checkpointing is None)
-    return integration, Batching.from_keywords(keywords), checkpointing
+    batching = Batching.from_keywords(keywords)
+    if batching.devices is not None and devices_for(integration.solver, batching.devices) is None:
+        warnings.warn(f"{type(integration.solver).__name__} is an implicit solver: the seeds run on one device "
+                      "(implicit solvers do not run under shard_map yet; see gradflow._options.devices_for).",
+                      stacklevel=3)
+        batching = Batching(batching.batching, batching.batch_size, None)
+    return integration, batching, checkpointing
 
 
 def fingerprint(*records) -> str:

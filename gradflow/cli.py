@@ -277,7 +277,7 @@ def _refused(options: dict, prefix: str | None = None):
             return options[name] + (" " + key.strip("[]'") if key else "")  # `rates['W']` → --rate W
 
         message = re.sub(r"`([\w.]+)(\[[^`]*\])?`", option, str(e))
-        raise CLIError(message if named or not prefix else f"{prefix}: {message}") from None
+        raise CLIError(message if named or not prefix else f"{prefix}: {message}") from e  # --debug shows e
 
 
 def _numbers(text, option, kind=float):
@@ -441,11 +441,19 @@ def _start_cpu_devices(args):
         pass
 
 
-def _devices(args):
-    """--devices → the `devices` argument of `simulate` (None: one device)."""
+def _devices(args, solver=None):
+    """--devices → the `devices` argument of `simulate` (None: one device). An
+    implicit solver runs on one device, and the CLI says so (see
+    `gradflow._options.resolve_options`)."""
     import jax
 
+    from ._options import devices_for
+
     text, wanted = _device_count(args)
+    if solver is not None and devices_for(solver, text if text == "all" else wanted or 2) is None:
+        print(f"gradflow: --solver {args.solver} is implicit: running on one device "
+              "(implicit solvers do not run under shard_map yet)", flush=True)
+        return None
     if text == "all":
         return "all"
     available = jax.local_devices()
@@ -506,7 +514,7 @@ def cmd_run(args):
                     resume=resume_into is not None, command=shlex.join(["gradflow", *args.argv]))
     keywords["save"] = _check_run(args, problem, flow, keywords)
     _check_space(out, problem, args)
-    devices = _devices(args)
+    devices = _devices(args, keywords["solver"])
     if checkpoint is not None and resume_into is None:
         out.mkdir(parents=True, exist_ok=True)
         if (out / "checkpoint").exists():
@@ -520,8 +528,12 @@ def cmd_run(args):
         f"rtol {args.rtol:g}, {'float32' if args.x32 else 'float64'}",
         flush=True,
     )
-    with _refused(_RUN_OPTIONS):
+    from ._checkpoint import CheckpointError
+
+    try:  # the options were checked above: a failure inside the solve is not an argument error
         run = simulate(problem, flow, seeds=args.seeds, devices=devices, **keywords)
+    except CheckpointError as e:
+        raise CLIError(f"--resume: {e}") from e
     run.save(out, force=True if resume_into is not None else args.force)
     import matplotlib  # after the solve: figures are drawn once it is saved
 

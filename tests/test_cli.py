@@ -278,3 +278,21 @@ def _small_run():
     stats = {**per_seed, "status": np.zeros(1, np.int32), "wall_time": 0.0, "compile_time": 0.0}
     return Run(ts=np.linspace(0, 1, 3), obs={"loss": np.ones((1, 3))}, initial={"w": np.zeros((1, 2))},
               final={"w": np.ones((1, 2))}, stats=stats, config={"kind": "simulate"})
+
+
+def test_debug_keeps_the_original_traceback(monkeypatch, tmp_path, capsys):
+    """A failure inside the solve is one line (exit 1) naming it; --debug raises the
+    original exception rather than a re-worded one."""
+    import gradflow
+
+    def broken(*args, **kwargs):
+        raise ValueError("pytree does not match out_structure")
+
+    monkeypatch.setattr(gradflow, "simulate", broken)
+    argv = ["run", "least-squares", "--seeds", "1", "--t1", "1", "--no-progress", "--no-cache",
+            "--out", str(tmp_path / "r")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ValueError: pytree does not match out_structure" in err and "--debug" in err
+    with pytest.raises(ValueError, match="pytree does not match out_structure"):
+        cli.main(["--debug", *argv])

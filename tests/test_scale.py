@@ -145,3 +145,20 @@ def test_two_processes_over_localhost_equal_one(unsharded, tmp_path):
         got = np.load(tmp_path / f"p{i}.npz")
         assert np.allclose(got["loss"], unsharded.obs["loss"], rtol=0, atol=1e-12)
         assert (got["steps"] == unsharded.stats["steps"]).all()
+
+
+def test_an_implicit_solver_over_devices_runs_on_one_and_warns():
+    """Kvaerno5 under shard_map failed inside lineax ("pytree does not match
+    out_structure"): it now runs on one device, with a warning, and gives the
+    single-device result."""
+    import diffrax as dfx
+
+    from gradflow.problems import LeastSquares
+
+    kw = dict(t1=20.0, seeds=4, save=gf.LogGrid(n=5), solver=dfx.Kvaerno5(),
+              stepsize_controller=dfx.PIDController(rtol=1e-6, atol=1e-8))
+    one = gf.simulate(LeastSquares(n=8, p=4, cond=1e3), **kw)
+    with pytest.warns(UserWarning, match="Kvaerno5 is an implicit solver: the seeds run on one device"):
+        spread = gf.simulate(LeastSquares(n=8, p=4, cond=1e3), **kw, devices=2)
+    assert np.array_equal(one.obs["loss"], spread.obs["loss"], equal_nan=True)
+    assert spread.config["devices"] is None
