@@ -37,12 +37,19 @@ def check_free_space(path: Path, need_bytes: float, what: str):
                       "there; free some space or choose another directory.")
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(target: Path, write) -> str:
     """Write a file with `write(f)` so that a crash leaves either the old file or
     the new one (temporary file, fsync, rename, directory fsync); returns the new
     file's SHA-256. Temporary files are named `.NAME.*.tmp`."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: a saved run follows the umask, as open() would
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

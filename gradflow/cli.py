@@ -97,6 +97,8 @@ def _parser():
     pl.add_argument("--problem", default=None, metavar="MODULE:CLASS",
                     help="the run's problem class, for a run of a problem that is not one of gradflow's "
                          "(a saved run never imports code it names)")
+    pl.add_argument("--path", default=None, metavar="DIR",
+                    help="folder to import --problem's module from (default: the current directory)")
     pl.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -603,10 +605,13 @@ def cmd_problems(args):
     return 0
 
 
-def _problem_class(text):
+def _problem_class(text, path=None):
     """`--problem module:Class` → the class, which must be an AbstractProblem
-    subclass (checked before anything is called); None passes None through."""
+    subclass (checked before anything is called); None passes None through.
+    The module is imported from `path` (--path), else from the current directory."""
     if text is None:
+        if path is not None:
+            raise CLIError("--path names the folder of --problem's module: give --problem module:Class too")
         return None
     import importlib
 
@@ -615,12 +620,16 @@ def _problem_class(text):
     module_name, sep, qualname = text.partition(":")
     if not sep or not module_name or not qualname:
         raise CLIError(f"--problem {text!r}: expected MODULE:CLASS, e.g. --problem my_models:TeacherStudent")
+    folder = str(Path(path or ".").resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     try:
         obj = importlib.import_module(module_name)
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as e:
-        raise CLIError(f"--problem {text}: cannot import it ({e}); is its module on PYTHONPATH?") from None
+        raise CLIError(f"--problem {text}: cannot import it from {folder} ({e}); give the module's folder with "
+                       "--path DIR") from None
     if not (isinstance(obj, type) and issubclass(obj, AbstractProblem)):
         raise CLIError(f"--problem {text}: {obj!r} is not a gradflow.AbstractProblem subclass")
     return obj
@@ -635,7 +644,7 @@ def cmd_plot(args):
     from .problems import figures as problem_figures
 
     try:
-        run = load(args.directory, problem=_problem_class(args.problem))
+        run = load(args.directory, problem=_problem_class(args.problem, args.path))
     except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from None
     for path in [*save_figures(run, args.directory), *problem_figures(run, args.directory)]:

@@ -137,3 +137,19 @@ def test_a_run_saved_by_gradflow_0_1_still_loads(tmp_path):
     assert np.array_equal(old.stats.steps, now.stats.steps)
     old.save(tmp_path / "resaved")  # written again in today's format
     assert (tmp_path / "resaved" / "arrays.eqx").exists() and gf.load(tmp_path / "resaved").n_seeds == 2
+
+
+def test_saved_files_follow_the_umask(saved, tmp_path):
+    """mkstemp creates files 0600 whatever the umask; a saved run must be readable by
+    collaborators when the umask allows (found: runs written 0600)."""
+    import os
+    import stat
+
+    run, _ = saved
+    old = os.umask(0o022)
+    try:
+        run.save(tmp_path / "shared")
+    finally:
+        os.umask(old)
+    for name in ("run.json", "arrays.eqx"):
+        assert stat.S_IMODE((tmp_path / "shared" / name).stat().st_mode) == 0o644, name

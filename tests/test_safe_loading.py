@@ -129,7 +129,17 @@ def test_a_user_problem_loads_only_when_its_class_is_passed(tmp_path, monkeypatc
     run.save(tmp_path / "user-run")
     with pytest.raises(gf.RunFormatError, match="problem=MyProblem"):
         gf.load(tmp_path / "user-run")
+    assert cli.main(["plot", str(tmp_path / "user-run")]) == 2  # the message says how to pass the class
+    assert "--problem module:MyProblem" in capsys.readouterr().err
     back = gf.load(tmp_path / "user-run", problem=user_problems.Quadratic)
     assert back.problem == user_problems.Quadratic() and jnp.array_equal(back.obs["loss"], run.obs["loss"])
     assert cli.main(["plot", str(tmp_path / "user-run"), "--problem", "user_problems:Quadratic"]) == 0
     assert "loss.png" in capsys.readouterr().out
+    # --path names the module's folder (here: one not on sys.path yet).
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "more_problems.py").write_text(USER_MODULE)
+    assert cli.main(["plot", str(tmp_path / "user-run"), "--problem", "more_problems:Quadratic"]) == 2
+    assert "--path DIR" in capsys.readouterr().err
+    assert cli.main(["plot", str(tmp_path / "user-run"), "--problem", "more_problems:Quadratic",
+                     "--path", str(other)]) == 0
