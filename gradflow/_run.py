@@ -131,7 +131,7 @@ class Run:
 
     @property
     def messages(self) -> list[str]:
-        return describe(self.stats["status"])
+        return describe(self.stats["status"], self.config.get("kind", "simulate"))
 
     def last(self, name: str) -> np.ndarray:
         """Each seed's last finite saved value of observable `name`."""
@@ -177,12 +177,26 @@ class Run:
             ("gradient evaluations", _spread(self.stats["gradient_evaluations"])),
             ("wall time", f"{float(self.stats['wall_time']):.3f} s (+ compile {float(self.stats['compile_time']):.2f} s)"),
         ]
+        if not good.size and np.isfinite(loss).any():  # what is known of the failed seeds' losses
+            rows.append(("last saved loss", _spread_float(loss[np.isfinite(loss)])))
         width = max(len(r[0]) for r in rows)
         lines = [f"{k:<{width}}  {v}" for k, v in rows]
-        for k, (s, msg) in enumerate(zip(self.status, self.messages)):
-            if s.failed:
-                lines.append(f"seed {k}: {msg}")
-        return "\n".join(lines)
+        return "\n".join(lines + self._failures())
+
+    def _failures(self) -> list[str]:
+        """Failed seeds grouped by status: which seeds, the time each reached, and the
+        message once per group."""
+        status, t_final = np.asarray(self.stats["status"]), np.asarray(self.stats["t_final"], dtype=float)
+        lines = []
+        for code in sorted(set(status.tolist())):
+            if not Status(code).failed:
+                continue
+            seeds = np.flatnonzero(status == code)
+            reached = ", ".join(f"{k}: t = {t_final[k]:.4g}" for k in seeds[:8]) + (" …" if len(seeds) > 8 else "")
+            lines.append(f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} {Status(code).name.lower()} "
+                         f"(reached, of t1 = {self.ts[-1]:.6g}: {reached})")
+            lines.append(f"  {describe([code], self.config.get('kind', 'simulate'))[0].split(': ', 1)[1]}")
+        return lines
 
     def __repr__(self):
         return (
@@ -237,6 +251,11 @@ class Run:
 
 def _named(tree) -> list:
     return [(jtu.keystr(p), leaf) for p, leaf in jtu.tree_flatten_with_path(tree)[0]]
+
+
+def _spread_float(x) -> str:
+    x = np.asarray(x, dtype=float)
+    return f"median {np.median(x):.4g} (min {x.min():.3g}, max {x.max():.3g}) over {x.size} seeds"
 
 
 def _spread(x) -> str:

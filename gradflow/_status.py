@@ -43,6 +43,23 @@ _MESSAGES = {
 }
 
 
-def describe(codes) -> list[str]:
+_TRAIN_MESSAGES = {  # a discrete run has no solver, tolerances or rates: name its own knobs
+    Status.OK: "ran every step",
+    Status.NONFINITE: (
+        "the parameters became NaN/Inf: the optimiser diverges from this initialisation; "
+        "lower the learning rate (and dt with it) or the initialisation scale, or check the "
+        "loss for overflow (use float64)"
+    ),
+}
+
+
+def message(status: Status, kind: str = "simulate") -> str:
+    """What happened to a seed, and what to do, for a `simulate` or a `train` run."""
+    if kind == "train":
+        return _TRAIN_MESSAGES.get(status, status.message)
+    return status.message
+
+
+def describe(codes, kind: str = "simulate") -> list[str]:
     """One message per seed for an array of status codes."""
-    return [f"{Status(int(c)).name.lower()}: {Status(int(c)).message}" for c in codes]
+    return [f"{Status(int(c)).name.lower()}: {message(Status(int(c)), kind)}" for c in codes]

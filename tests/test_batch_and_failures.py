@@ -5,6 +5,7 @@ import diffrax as dfx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from conftest import Blowup, seed_keys, tree_allclose
 
@@ -202,3 +203,20 @@ def test_faults_survive_checkpointed_segments(fault_run, tmp_path):
     assert (run.stats["steps"] == fault_run.stats["steps"]).all()
     for name in run.obs:
         assert np.array_equal(run.obs[name], fault_run.obs[name], equal_nan=True), name
+
+
+def test_failure_summary_groups_seeds_with_the_time_each_reached():
+    """Found: all-failed runs said only "no successful seed" and repeated one message per
+    seed; a diverging GD run was told to lower a flow's rates."""
+    from gradflow.problems import LeastSquares
+
+    run = gf.simulate(LeastSquares(cond=1e4), t1=1000.0, seeds=5, max_steps=30, save=gf.LogGrid(n=5))
+    summary = run.summary()
+    assert "5 seeds max_steps (reached, of t1 = 1000: 0: t = " in summary
+    assert summary.count("max_steps was reached before t1") == 1  # one message for the group
+    assert "last saved loss" in summary and "no successful seed" in summary
+    for k, t in enumerate(run.stats.t_final):
+        assert f"{k}: t = {t:.4g}" in summary and 0 < t < 1000
+    gd = gf.train(LeastSquares(), optax.sgd(1e3), steps=200, dt=1e3, seeds=2, save=gf.LogGrid(n=4))
+    assert (gd.stats.status == gf.Status.NONFINITE).all()
+    assert "lower the learning rate" in gd.summary() and "rates" not in gd.summary()
