@@ -81,7 +81,7 @@ def run_segments(setup: Setup, batching, items, shared, checkpointing, fingerpri
         state = {"out": out, "done": _finished(out, max_steps)}
         segment = 1
         _checkpoint.write(directory, state, fingerprint, segment)
-        _report(progress_lines, segment, state)
+        _report(progress_lines, segment, state, float(shared["t1"]))
     elif progress_lines:
         print(f"resuming after segment {segment}", flush=True)
     compile_cont = 0.0
@@ -98,7 +98,7 @@ def run_segments(setup: Setup, batching, items, shared, checkpointing, fingerpri
         state["done"] = _finished(state["out"], max_steps)
         segment += 1
         _checkpoint.write(directory, state, fingerprint, segment)
-        _report(progress_lines, segment, state)
+        _report(progress_lines, segment, state, float(shared["t1"]))
     out = dict(state["out"])
     out.pop("carry")
     return out, time.perf_counter() - start - compile_cont, compile_first + compile_cont, started_at
@@ -129,9 +129,11 @@ def _merge(old, new, active):
     return merged
 
 
-def _report(progress_lines, segment, state):
+def _report(progress_lines, segment, state, t1):
     if not progress_lines:
         return
     out = state["out"]
-    print(f"segment {segment}: t = {np.min(out['t_final']):.4g} … {np.max(out['t_final']):.4g}, "
-          f"{int(state['done'].sum())}/{state['done'].size} seeds done, steps {int(np.max(out['steps']))}", flush=True)
+    print(f"segment {segment}: seeds reached t = {np.min(out['t_final']):.4g} to {np.max(out['t_final']):.4g} "
+          f"(of t1 = {t1:.4g}), {int(state['done'].sum())}/{state['done'].size} seeds done, "
+          f"at most {int(np.max(out['steps']))} steps so far", flush=True)
+

@@ -594,12 +594,18 @@ def _default_text(field) -> str:
     return " (required)"
 
 
+def _summary_line(cls) -> str:
+    """A class docstring's first paragraph on one line (not its first line, which may
+    stop mid-formula)."""
+    paragraph = (cls.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in paragraph.splitlines())
+
+
 def cmd_problems(args):
     from .problems import DEFAULT_PROBLEM, PROBLEMS
 
     for name, cls in PROBLEMS.items():
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
-        print(f"{name}{' (default)' if name == DEFAULT_PROBLEM else ''}: {cls.__name__} — {doc}")
+        print(f"{name}{' (default)' if name == DEFAULT_PROBLEM else ''}: {cls.__name__} — {_summary_line(cls)}")
         for field, annotation in _field_types(cls).items():
             print(f"    {field}: {type_name(annotation)}{_default_text(cls.__dataclass_fields__[field])}")
     return 0

@@ -153,3 +153,11 @@ def test_train_interrupted_then_resumed_equals_uninterrupted(tmp_path, monkeypat
     assert whole.config["optimizer"] != gf.train(NET, optax.adam(2e-2), **{**kw, "steps": 1}).config["optimizer"]
     with pytest.raises(ValueError, match="different configuration"):
         gf.train(NET, optax.adam(2e-2), **kw, checkpoint_dir=tmp_path, checkpoint_every=40, resume=True)
+
+
+def test_segment_progress_lines_say_what_they_count(tmp_path, capsys):
+    """Found: `segment 3: t = 50 … 50` did not say what the numbers are."""
+    gf.simulate(NET, **KW, checkpoint_dir=tmp_path, checkpoint_every=7, progress=True)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("segment")]
+    assert lines and all("seeds reached t = " in line and f"(of t1 = {KW['t1']:.4g})" in line
+                         and "seeds done" in line and "steps so far" in line for line in lines), lines

@@ -86,6 +86,8 @@ def test_problems_lists_fields(capsys):
     assert "cooccurrence (default)" in text and "    cond: float = 10.0\n" in text and "    m1: int = 256\n" in text
     assert "    path: str | None = None\n" in text and "    strengths: tuple[float, ...] = (" in text
     assert "    classes: SequenceClasses = syn_small()\n" in text and "MISSING" not in text
+    # Each description is its docstring's first paragraph, not a first line cut mid-formula.
+    assert "f_n = c_n / ‖c_n‖, loss E_n CE(Yᵀ f_n, n). Deterministic" in text
 
 
 class Needs(gf.problems.LeastSquares):
