@@ -89,7 +89,7 @@ def run_segments(setup: Setup, batching, items, shared, checkpointing, fingerpri
         length = min(every, max_steps - int(state["out"]["steps"][~state["done"]].max()))
         cont = Setup(setup.problem, setup.integration, setup.skeleton, segment_steps=length, continuing=True)
         cont_items = {**items, "carry": jtu.tree_map(jnp.asarray, state["out"]["carry"]),
-                      "skip": jnp.asarray(state["done"])}
+                      "done": jnp.asarray(state["done"])}
         cont_args = (cont, batching, *_placed(batching, cont_items, shared))
         cont_fn, seconds = compile_program(program, *cont_args)
         compile_cont += seconds

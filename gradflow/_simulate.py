@@ -150,23 +150,6 @@ def initialise(problem: AbstractProblem, keys, batching: Batching, structure=Non
     return Initial(model_arrays, skeleton, per_seed, eqx.combine(shared, data_static), seconds)
 
 
-def bucket(n: int) -> int:
-    """The batch size `n` seeds are padded to: the next power of two, at least 8."""
-    return max(8, 1 << (int(n) - 1).bit_length())
-
-
-def _pad(tree, size: int):
-    """Repeat the last item of every array in `tree` until its leading axis is `size`."""
-    def pad(x):
-        x = np.asarray(x)
-        return np.concatenate([x, np.repeat(x[-1:], size - x.shape[0], axis=0)]) if x.shape[0] < size else x
-
-    if eqx.is_array(tree):
-        return pad(tree)
-    arrays, rest = eqx.partition(tree, eqx.is_array)
-    return eqx.combine(jtu.tree_map(pad, arrays), rest)
-
-
 def _flow_numbers_as_arrays(flow):
     """The flow with its float fields (ε, Adam's a and b, rates) as arrays: they
     enter the compiled solve as arguments, so a ladder of them shares one compile."""
@@ -260,18 +243,14 @@ def drive(problem, flow, seeds, integration: Integration, batching: Batching, ch
     leading axis as long as `seeds`; `record` is then what the config records."""
     structure, _ = check_problem(problem, flow)
     keys, seed_record = seeds_to_keys(seeds)
-    n = keys.shape[0]
-    # Seeds are padded to a bucket (8, 16, 32, …) whose padding is skipped, not solved,
-    # so a new number of seeds reuses the compiled programs.
-    padded = bucket(n)
-    initial = initialise(problem, _pad(keys, padded), batching, structure)
+    initial = initialise(problem, keys, batching, structure)
     setup = Setup(problem, integration.static(), initial.skeleton)
-    items = {"model": initial.model, "data": initial.data_per_seed, "skip": np.arange(padded) >= n}
+    items = {"model": initial.model, "data": initial.data_per_seed}
     shared = {"data": initial.data_shared, **integration.runtime()}
     if flows is None:
         shared["flow"] = _flow_numbers_as_arrays(flow)
     else:
-        items["flow"] = _pad(flows, padded)
+        items["flow"] = flows
     if checkpointing is None:
         out, wall, compile_time, started_at = run_once(setup, batching, items, shared)
     else:
@@ -280,10 +259,6 @@ def drive(problem, flow, seeds, integration: Integration, batching: Batching, ch
                              checkpointing.config(), seed_record, record, initial.digest())
         out, wall, compile_time, started_at = run_segments(setup, batching, items, shared, checkpointing, print_,
                                                            progress_lines)
-    out = jtu.tree_map(lambda x: x[:n], out)
-    initial = Initial(*(jtu.tree_map(lambda x: x[:n], getattr(initial, f)) if f in ("model", "data_per_seed")
-                        else getattr(initial, f) for f in ("model", "skeleton", "data_per_seed", "data_shared",
-                                                           "compile_time")))
     return assemble(problem, flow, integration, batching, seed_record, initial, out, wall, compile_time, started_at,
                     command)
 

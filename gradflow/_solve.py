@@ -236,10 +236,9 @@ def solve_one(setup: Setup, item: dict, shared: dict) -> dict:
 
 
 def _solve_or_skip(setup: Setup, item: dict, shared: dict) -> dict:
-    """Items marked `skip` are not solved (zeros, sliced or merged away): the padding
-    of a seed bucket, and in a later segment the seeds already finished."""
+    """A later segment: seeds already finished are skipped (zeros, merged away)."""
     shape = jax.eval_shape(lambda: solve_one(setup, item, shared))
-    return jax.lax.cond(item["skip"], lambda: jtu.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shape),
+    return jax.lax.cond(item["done"], lambda: jtu.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shape),
                         lambda: solve_one(setup, item, shared))
 
 
@@ -250,7 +249,7 @@ def program(setup: Setup, batching: Batching, items: dict, shared: dict) -> dict
     say) are compiled in."""
     items, items_static = eqx.partition(items, eqx.is_array)
     shared, shared_static = eqx.partition(shared, eqx.is_array)
-    solve = _solve_or_skip if "skip" in items else solve_one
+    solve = _solve_or_skip if setup.continuing else solve_one
 
     def one(item, sh):
         return solve(setup, eqx.combine(item, items_static), eqx.combine(sh, shared_static))
