@@ -135,9 +135,8 @@ class Integration(AbstractOptions):
         ctrl = self.stepsize_controller
         if _traced_tolerances(ctrl):
             ctrl = eqx.tree_at(lambda c: (c.rtol, c.atol), ctrl, (1.0, 1.0))
-        return Integration(t1=1.0, solver=self.solver, stepsize_controller=ctrl, save=_SaveShape(self.save.n),
-                           dt0=None if self.dt0 is None else 1.0, max_steps=self.max_steps, stop=self.stop,
-                           conserved=self.conserved, progress=self.progress)
+        return dataclasses.replace(self, t1=1.0, stepsize_controller=ctrl, save=_SaveShape(self.save.n),
+                                   dt0=None if self.dt0 is None else 1.0)  # every other field as it is
 
     def controller(self, runtime: dict):
         """The step-size controller with its traced tolerances put back."""
