@@ -7,7 +7,6 @@ import diffrax as dfx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import gradflow as gf

@@ -1,13 +1,10 @@
 """Exact gradient-evaluation counts (convergence orders: tests/test_accuracy.py)."""
 
-import functools
 
 import diffrax as dfx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
-from conftest import seed_keys
 
 import gradflow as gf
 from gradflow.problems import LeastSquares

@@ -3,7 +3,6 @@ compile, ~3.5 s on 2 cores; a new number of seeds still does, see issue 15). Cou
 `compile_time`, which is 0.0 exactly when both of its programs (the draw of the seeds
 and the solve) came from the in-process memo."""
 
-import numpy as np
 
 import gradflow as gf
 from gradflow.problems import LeastSquares
