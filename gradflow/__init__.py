@@ -14,7 +14,7 @@ from ._flows import (
     GradientFlow as GradientFlow,
     SignFlow as SignFlow,
 )
-from ._optim import adam_for_flow as adam_for_flow, sign_gd as sign_gd
+from ._optim import Optimizer as Optimizer, adam_for_flow as adam_for_flow, sign_gd as sign_gd
 from ._grids import AbstractGrid as AbstractGrid, LinearGrid as LinearGrid, LogGrid as LogGrid
 from ._problem import AbstractProblem as AbstractProblem
 from ._load import load as load

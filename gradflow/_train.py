@@ -15,6 +15,7 @@ from ._compile import compile_program
 from ._config import describe_object, module_config, run_config
 from ._devices import batch_over_seeds, seeds_to_keys
 from ._grids import AbstractGrid, LogGrid
+from ._optim import Optimizer
 from ._options import Batching, Checkpointing, Stepping, fingerprint
 from ._problem import AbstractProblem
 from ._run import Run, Stats
@@ -30,20 +31,26 @@ def _seed_model(problem, skeleton, item, shared):
     return params, rest, eqx.combine(item["data"], shared["data"])
 
 
-def _start(problem, optimizer, batching, skeleton, items, shared):
+def _optimizer(item, shared):
+    """The optimiser of one item: its own (a sweep) or the one all share."""
+    return item["optimizer"] if "optimizer" in item else shared["optimizer"]
+
+
+def _start(problem, batching, skeleton, items, shared):
     """Every seed's trainable parameters, optimiser state and observables at step 0."""
     def one(item, sh):
         params, rest, data = _seed_model(problem, skeleton, item, sh)
-        return params, optimizer.init(params), problem.observables(eqx.combine(params, rest), data)
+        return params, _optimizer(item, sh).init(params), problem.observables(eqx.combine(params, rest), data)
 
     return batch_over_seeds(one, batching.batching, batching.batch_size)(items, shared)
 
 
-def _chunk(problem, optimizer, batching, skeleton, items, shared, params, opt_state, first_bad, k0, n):
+def _chunk(problem, batching, skeleton, items, shared, params, opt_state, first_bad, k0, n):
     """`n` optimiser steps from step `k0` for every seed; the observables after them."""
     def one(carry, sh, k0, n):
         item, params, opt_state, first_bad = carry
         _, rest, data = _seed_model(problem, skeleton, item, sh)
+        optimizer = _optimizer(item, sh)
 
         def loss_p(p):
             return problem.loss(eqx.combine(p, rest), data)
@@ -64,7 +71,7 @@ def _chunk(problem, optimizer, batching, skeleton, items, shared, params, opt_st
 
 def train(
     problem: AbstractProblem,
-    optimizer: optax.GradientTransformation,
+    optimizer: "optax.GradientTransformation | Optimizer",
     *,
     steps: int,
     dt: float,
@@ -80,6 +87,12 @@ def train(
 ) -> Run:
     """Run `steps` steps of `optimizer` on `problem` for each seed.
 
+    `optimizer`: a `gradflow.Optimizer` (e.g. `gf.Optimizer(optax.sgd,
+    learning_rate=0.1)`, `gf.sign_gd(η)`), whose float hyperparameters enter the
+    compiled steps as arguments, so a ladder of learning rates compiles once; or
+    any `optax.GradientTransformation` (compiled in: each new object, such as
+    each `optax.sgd(lr)`, compiles anew).
+
     `dt` is the flow time one step stands for (the learning rate, for GD and
     SignGD), so `run.ts` = step × dt is comparable with a `simulate` run's time
     axis; `save` is the same kind of grid as for `simulate`, evaluated on
@@ -94,10 +107,10 @@ def train(
     equals an uninterrupted run bitwise (each step is the same compiled code).
     """
     structure, _ = check_problem(problem)
-    if not isinstance(optimizer, optax.GradientTransformation):
+    if not isinstance(optimizer, (optax.GradientTransformation, Optimizer)):
         raise TypeError(
-            "`optimizer` must be an optax.GradientTransformation such as optax.sgd(1e-2); "
-            f"got {type(optimizer).__name__}."
+            "`optimizer` must be a gradflow.Optimizer such as gf.Optimizer(optax.sgd, learning_rate=1e-2), or an "
+            f"optax.GradientTransformation such as optax.sgd(1e-2); got {type(optimizer).__name__}."
         )
     stepping = Stepping.from_keywords(locals())
     checkpointing = Checkpointing.from_keywords(locals())
@@ -105,17 +118,17 @@ def train(
     batching = Batching(batching, batch_size)
     initial = initialise(problem, keys, batching, structure)
     items = {"model": initial.model, "data": initial.data_per_seed}
-    shared = {"data": initial.data_shared}
-    start_args = (problem, optimizer, batching, initial.skeleton, items, shared)
+    shared = {"data": initial.data_shared, "optimizer": _runtime(optimizer)}
+    start_args = (problem, batching, initial.skeleton, items, shared)
     start_fn, compile_start = compile_program(_start, *start_args)
     params, opt_state, obs0 = start_fn(*start_args)
     first_bad = jnp.full((keys.shape[0],), -1, dtype=jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
     state = {"params": params, "opt_state": opt_state, "first_bad": first_bad, "obs": _observables(obs0, stepping),
              "k": np.zeros((), np.int64)}
-    record = fingerprint(module_config(problem), describe_object(optimizer), stepping.config(), seed_record,
+    record = fingerprint(module_config(problem), describe_optimizer(optimizer), stepping.config(), seed_record,
                          None if checkpointing is None else checkpointing.config(), batching.config(), initial.digest())
     state, wall, compile_steps = _step_through(
-        (problem, optimizer, batching, initial.skeleton, items, shared), state, stepping, checkpointing, record, progress)
+        (problem, batching, initial.skeleton, items, shared), state, stepping, checkpointing, record, progress)
 
     first_bad = np.asarray(state["first_bad"])
     n = keys.shape[0]
@@ -127,7 +140,7 @@ def train(
                   t_final=done * stepping.dt, wall_time=wall,
                   compile_time=initial.compile_time + compile_start + compile_steps)
     config = run_config("train", problem=problem, seeds=seed_record, command=command,
-                        optimizer=describe_object(optimizer), **stepping.config(),
+                        optimizer=describe_optimizer(optimizer), **stepping.config(),
                         save_steps=stepping.save_steps().tolist(), **batching.config())
     return Run(
         ts=stepping.save_steps() * stepping.dt,
@@ -138,6 +151,17 @@ def train(
         config=config,
         problem=problem,
     )
+
+
+def _runtime(optimizer):
+    """The optimiser as the compiled steps take it: an `Optimizer`'s float
+    hyperparameters as arrays (arguments, so a new value does not recompile)."""
+    return optimizer.runtime() if isinstance(optimizer, Optimizer) else optimizer
+
+
+def describe_optimizer(optimizer) -> dict:
+    """The JSON record of an optimiser: factory and hyperparameters where known."""
+    return optimizer.config() if isinstance(optimizer, Optimizer) else describe_object(optimizer)
 
 
 def _observables(obs0, stepping) -> dict:

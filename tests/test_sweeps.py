@@ -4,6 +4,10 @@ compile, ~3.5 s on 2 cores; a new number of seeds still does, see issue 15). Cou
 and the solve) came from the in-process memo."""
 
 
+import numpy as np
+import optax
+import pytest
+
 import gradflow as gf
 from gradflow.problems import LeastSquares
 
@@ -25,3 +29,47 @@ def test_a_ladder_of_flow_numbers_shares_one_compile():
     runs = [gf.simulate(PROBLEM, gf.SignFlow(eps=eps), t1=1.0, seeds=2, save=SAVE) for eps in (1e-1, 1e-2, 1e-3)]
     assert _compiles(runs)[1:] == [False, False]
     assert runs[0].config["flow"]["eps"] == 0.1 and runs[2].config["flow"]["eps"] == 0.001
+
+
+LRS = (0.01, 0.02, 0.04, 0.08, 0.16)
+
+
+def test_a_learning_rate_ladder_in_train_shares_one_compile():
+    """Found: each `optax.sgd(lr)` object recompiled train's steps. A `gf.Optimizer`
+    passes its float hyperparameters as arguments."""
+    runs = [gf.train(PROBLEM, gf.Optimizer(optax.sgd, learning_rate=lr), steps=40, dt=lr, seeds=2, save=SAVE)
+            for lr in LRS]
+    assert _compiles(runs)[1:] == [False] * 4
+    assert [run.config["optimizer"]["hyperparameters"]["learning_rate"] for run in runs] == list(LRS)
+    # The runtime learning rate gives the same numbers as optax's compiled-in one, bit for bit.
+    plain = gf.train(PROBLEM, optax.sgd(LRS[2]), steps=40, dt=LRS[2], seeds=2, save=SAVE)
+    for name in plain.obs:
+        np.testing.assert_array_equal(plain.obs[name], runs[2].obs[name])
+
+
+def test_gradflow_optimisers_and_flow_gap_share_one_compile_per_ladder():
+    signs = [gf.train(PROBLEM, gf.sign_gd(lr), steps=20, dt=lr, seeds=2, save=SAVE) for lr in (1e-3, 2e-3, 4e-3)]
+    adams = [gf.train(PROBLEM, gf.adam_for_flow(lr, a=10.0), steps=20, dt=lr, seeds=2, save=SAVE)
+             for lr in (1e-3, 2e-3)]
+    assert _compiles(signs)[1:] == [False, False] and _compiles(adams)[1:] == [False]
+    # adam_for_flow is optax.adam with β = 1 − aη, β2 = 1 − bη, computed at run time: same bits.
+    lr = 2e-3
+    plain = gf.train(PROBLEM, optax.adam(lr, b1=1 - 10.0 * lr, b2=1 - lr, eps=1e-8), steps=20, dt=lr, seeds=2,
+                     save=SAVE)
+    np.testing.assert_array_equal(plain.obs["loss"], adams[1].obs["loss"])
+
+
+def test_optimizer_binds_names_and_refuses_bad_input():
+    opt = gf.Optimizer(optax.sgd, 0.1, momentum=0.9)
+    assert opt.hyperparameters == {"learning_rate": 0.1, "momentum": 0.9}
+    assert isinstance(opt.transformation(), optax.GradientTransformation)
+    with pytest.raises(TypeError, match="factory"):
+        gf.Optimizer(0.1)
+    with pytest.raises(TypeError, match="learning_rat"):
+        gf.Optimizer(optax.sgd, learning_rat=0.1)
+    with pytest.raises(ValueError, match="compiled_in"):
+        gf.Optimizer(optax.sgd, 0.1, compiled_in=("momentum",))
+    with pytest.raises(TypeError, match="not an optax.GradientTransformation"):
+        gf.Optimizer(lambda learning_rate: learning_rate, 0.1)
+    with pytest.raises(TypeError, match="gf.Optimizer"):
+        gf.train(PROBLEM, "sgd", steps=2, dt=0.1)

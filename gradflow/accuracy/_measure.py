@@ -12,6 +12,7 @@ from tqdm import tqdm
 from .._devices import keys_from_record
 from .._flows import AbstractFlow, GradientFlow
 from .._grids import AbstractGrid, LinearGrid, _check_t1
+from .._optim import Optimizer
 from .._simulate import simulate
 from .._train import train
 from ._reference import Reference, obs_error, param_error, reference
@@ -186,7 +187,7 @@ def flow_gap(problem, optimizer_factory, learning_rates, *, flow: AbstractFlow =
     rows = []
     for lr in learning_rates:
         steps = int(round(t1 / lr))
-        run = train(problem, optimizer_factory(lr), steps=steps, dt=lr, seeds=seeds, save=save)
+        run = train(problem, _optimizer_at(optimizer_factory, lr), steps=steps, dt=lr, seeds=seeds, save=save)
         loss_gap = np.abs(run.obs["loss"][:, -1] - ref.run.obs["loss"][:, -1]) / np.abs(ref.run.obs["loss"][:, -1])
         rows.append({"learning rate": lr, "steps": steps,
                      "param gap": float(np.max(param_error(run, ref.run, norm))),
@@ -195,6 +196,14 @@ def flow_gap(problem, optimizer_factory, learning_rates, *, flow: AbstractFlow =
     fit = fit_order(learning_rates, [r["param gap"] for r in rows])
     meta = {"reference": str(ref), **fit, "t1": t1, "flow": flow.config()}
     return Table(f"flow gap: {type(problem).__name__}, exponent {fit['order']:.2f}", rows, meta)
+
+
+def _optimizer_at(factory, lr):
+    """`factory(lr)` as a `gradflow.Optimizer`, whose learning rate is a runtime
+    value: the ladder compiles once (a plain optax result is wrapped, with the
+    learning rate as the factory's first argument)."""
+    made = factory(lr)
+    return made if isinstance(made, Optimizer) else Optimizer(factory, lr)
 
 
 def invariant_drift(run) -> Table:
