@@ -26,6 +26,8 @@ class AbstractProblem(eqx.Module):
       gradient flow started from `model0`.
     - `conserved(model, data)`: quantities the gradient flow conserves exactly,
       as a dict of arrays (used as accuracy checks).
+    - `describe_observables()`: a readable label per observable, which
+      `gradflow.plot` puts on the y axis instead of the raw key.
 
     `default_t1` (a class attribute) is a horizon on which the dynamics play
     out; `gradflow run` integrates to it when --t1 is not given. A text report
@@ -51,6 +53,12 @@ class AbstractProblem(eqx.Module):
         (seeds × times × shape) for each.
         """
         return {"loss": self.loss(model, data)}
+
+    def describe_observables(self) -> dict[str, str]:
+        """Readable labels of the observables, `{name: label}`, e.g.
+        `{"R": "student–teacher overlap R_in"}`; `gradflow.plot` uses them as
+        axis labels. Names left out (by default, all) are labelled by their key."""
+        return {}
 
     def trainable(self, model: Model) -> PyTree[bool]:
         """Which leaves of `model` are trained (default: every array leaf).

@@ -78,6 +78,7 @@ def test_default_horizon_is_a_class_attribute():
     assert gf.AbstractProblem.default_t1 == 10.0
     assert {name: cls.default_t1 for name, cls in PROBLEMS.items()} == {
         "cooccurrence": 300.0, "linear-network": 10.0, "least-squares": 50.0, "diagonal-network": 20.0,
+        "teacher-student": 500.0,
         "scan-snap": 1e4, "scan-snap-finite": 1e3, "text": 100.0, "signal-noise": 0.3, "noisy-mnist": 0.3,
     }
     # A class attribute, not a field: not a constructor argument, not in the run's record.

@@ -1,6 +1,7 @@
 """Problems shipped with gradflow, and the registries the command line uses.
 
-Reference problems with closed forms are single modules here; each paper has
+Reference problems with closed forms (and the soft-committee teacher–student
+network of Saad & Solla 1995) are single modules here; each paper has
 its own subpackage (model and data, claims, figures, experiments):
 
 - `gradflow.problems.cooccurrence`: Yang, Kailkhura, Wang & Liang (2024),
@@ -19,6 +20,11 @@ from ._diagonal import Diagonal as Diagonal, DiagonalLinear as DiagonalLinear
 from ._least_squares import LeastSquares as LeastSquares, Linear as Linear
 from ._linear_network import LinearNetwork as LinearNetwork, TwoLayerLinear as TwoLayerLinear
 from ._registry import figures as figures, register_report as register_report, report as report
+from ._teacher_student import (
+    SoftCommittee as SoftCommittee,
+    TeacherStudent as TeacherStudent,
+    population_error as population_error,
+)
 from .cooccurrence import (
     Cooccurrence as Cooccurrence,
     CooccurrenceTransformer as CooccurrenceTransformer,
@@ -63,6 +69,7 @@ PROBLEMS = {
     "linear-network": TwoLayerLinear,
     "least-squares": LeastSquares,
     "diagonal-network": DiagonalLinear,
+    "teacher-student": TeacherStudent,
     "scan-snap": ScanSnapPopulation,
     "scan-snap-finite": ScanSnap,
     "text": TextNextToken,
