@@ -1,96 +1,387 @@
 """Figures of runs: any observable against time over seeds (matplotlib).
 
 Every function takes an optional `ax` and returns it, so figures compose.
-Time is on a log axis by default (t = 0 is dropped there): training dynamics
-span many decades of time.
+
+Time axis: training dynamics span decades of time, so time is logarithmic by
+default. A log axis cannot show t = 0, which every grid saves, so the default
+(`xscale=None`) is a symlog axis where the run saves t = 0: linear on
+[0, t₁] (t₁ the first positive save time) and logarithmic above it, so no
+saved point is dropped. `xscale="log"` drops the saves at t <= 0 (asked for
+explicitly); `xscale="linear"` is a plain linear axis.
+
+Labels: the y axis reads the observable's description where the run's problem
+gives one (`AbstractProblem.describe_observables`), else its key; a component
+of a matrix observable is labelled by its index tuple, `R[0, 1]`.
 """
 
+import math
+import numbers
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["compare", "loss", "observable", "save_figures", "work_precision"]
 
+_STYLES = ("-", "--", ":", "-.")
+_XSCALES = ("log", "symlog", "linear")
+
 
 def _axes(ax):
     if ax is None:
         import matplotlib.pyplot as plt
 
-        _, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+        _, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
     return ax
 
 
-def _series(run, name, component):
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _index(name, shape, component) -> tuple[int, ...]:
+    """One component (a flat int or an index tuple) → an index tuple into `shape`."""
+    size = math.prod(shape)
+    if _is_int(component):
+        if not -size <= component < size:
+            raise ValueError(
+                f"component={component} is out of range for observable {name!r}, which has {size} "
+                f"component{'s' if size != 1 else ''} (shape {shape} per seed and time); give a flat index "
+                f"in [0, {size}) or an index tuple."
+            )
+        return tuple(int(i) for i in np.unravel_index(component % size, shape))
+    if isinstance(component, tuple) and all(_is_int(i) for i in component):
+        example = f"e.g. component={tuple(0 for _ in shape)}" if shape else "or component=None"
+        if len(component) != len(shape):
+            raise ValueError(
+                f"component={component} has {len(component)} ind{'ex' if len(component) == 1 else 'ices'} but "
+                f"observable {name!r} has shape {shape} per seed and time; give {len(shape)} ({example})."
+            )
+        for i, n in zip(component, shape):
+            if not -n <= i < n:
+                raise ValueError(
+                    f"component={component} is out of range for observable {name!r} of shape {shape} per seed "
+                    "and time; each index must lie in [0, size) along its axis."
+                )
+        return tuple(int(i) % n for i, n in zip(component, shape))
+    raise TypeError(
+        f"component must be None (every component), a flat index (int), an index tuple such as (0, 1), or a "
+        f"list of those; got {component!r}."
+    )
+
+
+def _components(run, name, component) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    """The per-save shape of `run.obs[name]` and the index tuples to draw."""
     if name not in run.obs:
         raise KeyError(f"run has no observable {name!r}; it has {sorted(run.obs)}.")
-    values = run.obs[name]
-    flat = values.reshape(values.shape[0], values.shape[1], -1)
-    if component is not None:
-        return {f"{name}[{component}]": flat[:, :, component]}
-    if flat.shape[2] == 1:
-        return {name: flat[:, :, 0]}
-    return {f"{name}[{i}]": flat[:, :, i] for i in range(flat.shape[2])}
+    shape = tuple(run.obs[name].shape[2:])
+    if component is None:
+        return shape, list(np.ndindex(shape))
+    if isinstance(component, list):
+        if not component:
+            raise ValueError("component=[] draws nothing; give None (every component) or some indices.")
+        return shape, [_index(name, shape, c) for c in component]
+    return shape, [_index(name, shape, component)]
+
+
+def _key(name, index) -> str:
+    return f"{name}[{', '.join(map(str, index))}]" if index else name
+
+
+def _line_styles(shape, indices, linestyle=None) -> list[tuple[object, str]]:
+    """A (colour, line style) per drawn component, never two alike.
+
+    Up to 10 lines take the 10 colours of matplotlib's cycle. More lines of a
+    matrix with at most 10 rows and 4 columns, all drawn, take a colour per row
+    and a line style per column; otherwise the colours cycle and the line style
+    changes every 10 lines (up to 40), and past 40 the colours are spread over
+    a colormap. A fixed `linestyle` (one run among several, in `compare`)
+    leaves only colours, from the cycle or the colormap.
+    """
+    n = len(indices)
+    if n <= 10:
+        return [(f"C{i}", linestyle or "-") for i in range(n)]
+    if linestyle is None:
+        full = len(shape) == 2 and n == math.prod(shape)
+        if full and shape[0] <= 10 and shape[1] <= len(_STYLES):
+            return [(f"C{r}", _STYLES[c]) for r, c in indices]
+        if n <= 10 * len(_STYLES):
+            return [(f"C{i % 10}", _STYLES[i // 10]) for i in range(n)]
+    import matplotlib
+
+    colours = matplotlib.colormaps["turbo"](np.linspace(0.05, 0.95, n))
+    return [(tuple(c), linestyle or "-") for c in colours]
+
+
+def _seed_indices(seeds, n_seeds) -> list[int]:
+    if seeds is False or seeds is None:
+        return []
+    if seeds is True:
+        return list(range(n_seeds))
+    if _is_int(seeds):
+        if not 0 <= seeds <= n_seeds:
+            raise ValueError(f"seeds={seeds}: the run has {n_seeds} seeds; give a count in [0, {n_seeds}], "
+                             "True for all, or a list of seed indices.")
+        return list(range(seeds))
+    if isinstance(seeds, Sequence) and all(_is_int(s) for s in seeds):
+        bad = [s for s in seeds if not 0 <= s < n_seeds]
+        if bad:
+            raise ValueError(f"seeds={list(seeds)}: indices {bad} are out of range for a run of {n_seeds} seeds.")
+        return list(seeds)
+    raise TypeError(f"seeds must be True (every seed), False, a count or a list of seed indices; got {seeds!r}.")
+
+
+def _check_band(band):
+    if band is None:
+        return None
+    ok = isinstance(band, Sequence) and len(band) == 2 and all(isinstance(b, numbers.Real) for b in band)
+    if not ok or not 0 <= band[0] < band[1] <= 100:
+        raise ValueError(f"band must be None (no band) or two percentiles (lo, hi) with 0 <= lo < hi <= 100, "
+                         f"e.g. (10, 90); got {band!r}.")
+    return float(band[0]), float(band[1])
+
+
+def _resolve_xscale(ts, xscale, logx):
+    """The time axis scale: 'log', 'symlog' or 'linear' (see the module docstring)."""
+    if xscale is not None and xscale not in _XSCALES:
+        raise ValueError(f"xscale must be None (log, or symlog where t = 0 is saved), 'log', 'symlog' or "
+                         f"'linear'; got {xscale!r}.")
+    if logx is not None:
+        if xscale is not None and (xscale == "linear") == bool(logx):
+            raise ValueError(f"logx={logx} contradicts xscale={xscale!r}; give only xscale.")
+        if not logx:
+            return "linear"
+    if xscale is not None:
+        return xscale
+    ts = np.concatenate([np.ravel(t) for t in ts])
+    if not (ts > 0).any():
+        return "linear"
+    return "symlog" if (ts <= 0).any() else "log"
+
+
+def _first_positive(ts) -> float:
+    positive = np.concatenate([np.ravel(t)[np.ravel(t) > 0] for t in ts])
+    return float(positive.min()) if positive.size else 1.0
+
+
+def _set_xscale(ax, scale, linthresh):
+    if scale == "symlog":
+        # The linear range ends at a power of 10 at or below `linthresh` and is one
+        # decade wide, so the ticks 0, 10^k, 10^(k+1), ... are evenly spaced.
+        from matplotlib.ticker import SymmetricalLogLocator
+
+        linthresh = 10.0 ** math.floor(math.log10(linthresh))
+        ax.set_xscale("symlog", linthresh=linthresh, linscale=1.0)
+        ax.xaxis.set_minor_locator(SymmetricalLogLocator(linthresh=linthresh, base=10, subs=np.arange(2, 10)))
+    else:
+        ax.set_xscale(scale)
+    ax.margins(x=0)  # time runs from the first save to the last, without padding
+
+
+def _description(run, name) -> str:
+    problem = getattr(run, "problem", None)
+    describe = getattr(problem, "describe_observables", None)
+    text = describe().get(name) if callable(describe) else None
+    return text if isinstance(text, str) and text else name
+
+
+def _xlabel(runs) -> str:
+    kinds = {r.config.get("kind", "simulate") for r in runs}
+    if kinds == {"train"}:
+        return "t = step × dt"
+    if "train" in kinds:
+        return "t (flow time; step × dt for discrete runs)"
+    return "t (flow time)"
+
+
+def _legend(ax, where):
+    if where is None or where is False:
+        return
+    handles, labels = ax.get_legend_handles_labels()
+    if len(handles) < 2 and not any(labels):
+        return
+    if where == "outside":
+        ncol = max(1, math.ceil(len(handles) / 20))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small", ncol=ncol,
+                  frameon=False)
+    elif where == "inside":
+        ax.legend(fontsize="small")
+    else:
+        raise ValueError(f"legend must be 'outside' (right of the axes), 'inside' or None; got {where!r}.")
 
 
 def observable(
-    run, name, *, ax=None, component=None, label=None, color=None, band=(10, 90), logx=True, logy=False,
-    change=False,
+    run, name, *, ax=None, component=None, label=None, color=None, linestyle=None, band=(10, 90), band_alpha=None,
+    seeds=False, median=True, xscale=None, logx=None, linthresh=None, logy=False, change=False, legend="outside",
 ):
     """Median over seeds of `run.obs[name]` against time, with a percentile band.
 
-    Vector observables draw one line per component unless `component` picks one.
-    `change=True` plots each seed's change from its value at t = 0 (useful when
-    the spread of initial values hides the dynamics). Seeds that failed
-    contribute their values up to the failure (NaN after).
+    Seeds that failed contribute their values up to the failure (NaN after).
+
+    **Arguments:**
+
+    - `run`: a `gradflow.Run`.
+    - `name`: the observable's key in `run.obs`.
+    - `ax`: the matplotlib axes to draw on (default: a new figure).
+    - `component`: which components of a vector or matrix observable to draw:
+      None for all, a flat index (`3`), an index tuple (`(0, 1)`, one index per
+      axis of the observable), or a list of those. Lines are labelled by index
+      tuple, `R[0, 1]`.
+    - `label`: the legend label (prefixed to the component's label when there
+      are several).
+    - `color`, `linestyle`: of the lines (`color` applies to a single line).
+      More than 10 lines never repeat a (colour, style) pair.
+    - `band`: the percentiles (lo, hi) of the shaded band over seeds, or None
+      for no band.
+    - `band_alpha`: the bands' opacity (default: 0.2 for up to 3 lines, less
+      for more, so that overlapping bands stay readable).
+    - `seeds`: individual seeds as thin translucent lines: True for every seed,
+      a count for the first ones, or a list of seed indices.
+    - `median`: draw the median line (False with `seeds` to draw only seeds).
+    - `xscale`: the time axis, `"log"` (drops t <= 0), `"symlog"` (linear on
+      [0, `linthresh`], logarithmic above), `"linear"`, or None: log, or
+      symlog where the run saved t = 0.
+    - `logx`: the older switch: False is `xscale="linear"`, True the default.
+    - `linthresh`: the linear range of a symlog axis (default: the first
+      positive save time).
+    - `logy`: a log y axis.
+    - `change`: plot each seed's change from its value at t = 0 (useful when
+      the spread of initial values hides the dynamics).
+    - `legend`: `"outside"` (right of the axes), `"inside"` (matplotlib's best
+      place) or None.
+
+    **Returns:** `ax`.
     """
     ax = _axes(ax)
-    t = run.ts
-    keep = t > 0 if logx else np.ones_like(t, dtype=bool)
-    series = _series(run, name, component)
-    for i, (key, y) in enumerate(series.items()):
+    band = _check_band(band)
+    shape, indices = _components(run, name, component)
+    seed_idx = _seed_indices(seeds, run.n_seeds)
+    if not median and not seed_idx:
+        raise ValueError("median=False draws nothing without `seeds`; give seeds=True (or a count) too.")
+    t = np.asarray(run.ts)
+    scale = _resolve_xscale([t], xscale, logx)
+    keep = t > 0 if scale == "log" else np.ones(t.shape, dtype=bool)
+    values = np.asarray(run.obs[name])
+    # One line takes `color` or the axes' next colour (so that calls drawing one
+    # component each on the same axes differ); several take `_line_styles`.
+    styles = _line_styles(shape, indices, linestyle) if len(indices) > 1 else [(color, linestyle or "-")]
+    alpha = band_alpha if band_alpha is not None else (0.2 if len(indices) <= 3 else max(0.05, 0.6 / len(indices)))
+    for index, (c, style) in zip(indices, styles):
+        y = values[(slice(None), slice(None), *index)]
         if change:
             y = y - y[:, :1]
         y = y[:, keep]
-        with warnings.catch_warnings():  # all-NaN columns after every seed stopped
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(y, axis=0)
-            lo, hi = np.nanpercentile(y, band, axis=0)
-        c = color if color is not None and len(series) == 1 else None
-        text = label if label is not None and len(series) == 1 else (f"{label} {key}" if label else key)
-        (line,) = ax.plot(t[keep], med, color=c, label=text)
-        if y.shape[0] > 1:
-            ax.fill_between(t[keep], lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-    if logx:
-        ax.set_xscale("log")
+        key = _key(name, index)
+        text = label if label is not None and len(indices) == 1 else (f"{label} {key}" if label else key)
+        if median:
+            with warnings.catch_warnings():  # all-NaN columns after every seed stopped
+                warnings.simplefilter("ignore", RuntimeWarning)
+                (line,) = ax.plot(t[keep], np.nanmedian(y, axis=0), color=c, linestyle=style, linewidth=1.6,
+                                  label=text)
+            c = line.get_color()
+            if band is not None and y.shape[0] > 1:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    lo, hi = np.nanpercentile(y, band, axis=0)
+                ax.fill_between(t[keep], lo, hi, color=c, alpha=alpha, linewidth=0)
+        for j, s in enumerate(seed_idx):
+            (line,) = ax.plot(t[keep], y[s], color=c, linestyle=style, linewidth=0.6, alpha=0.4,
+                              label=text if (j == 0 and not median) else None)
+            c = line.get_color()
+    _set_xscale(ax, scale, linthresh or _first_positive([t]))
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel("t (flow time)" if run.config.get("kind") != "train" else "t = step × dt")
-    ax.set_ylabel(f"{name} − its value at t = 0" if change else name)
-    if len(series) > 1 or label:
-        ax.legend(fontsize="small")
+    ax.set_xlabel(_xlabel([run]))
+    desc = _description(run, name)
+    ax.set_ylabel(f"{desc} − its value at t = 0" if change else desc)
+    if len(indices) > 1 or label:
+        _legend(ax, legend)
     return ax
 
 
 def loss(run, *, ax=None, **kwargs):
-    """The loss against time (log–log), median and 10–90% band over seeds."""
+    """The loss against time (log y where it is positive), median and band over seeds.
+
+    **Arguments:** `run`, `ax`, and any keyword of `observable`.
+
+    **Returns:** `ax`.
+    """
     kwargs.setdefault("logy", bool(np.nanmin(run.obs["loss"]) > 0))
     ax = observable(run, "loss", ax=ax, **kwargs)
-    ax.set_title(f"loss over {run.n_seeds} seed{'s' if run.n_seeds > 1 else ''} (median, 10–90%)")
+    band = _check_band(kwargs.get("band", (10, 90)))
+    spread = f", {band[0]:g}–{band[1]:g}%" if band is not None and run.n_seeds > 1 else ""
+    ax.set_title(f"loss over {run.n_seeds} seed{'s' if run.n_seeds > 1 else ''} (median{spread})")
     return ax
 
 
-def compare(runs, name="loss", *, labels=None, ax=None, component=None, **kwargs):
-    """Overlay the same observable from several runs (e.g. a flow and `train`)."""
+def compare(runs, name="loss", *, labels=None, ax=None, component=None, linestyles=None, colors=None,
+            band_alpha=None, legend="outside", **kwargs):
+    """Overlay the same observable from several runs (e.g. a flow and `train`).
+
+    Each run has its own line style (solid, dashed, dotted, dash-dot), so
+    lines that coincide stay visible; a scalar observable also takes a colour
+    per run, and the components of a vector or matrix one keep their colour
+    across runs (the legend then lists runs by style and components by colour).
+
+    **Arguments:**
+
+    - `runs`: a list of `Run`s.
+    - `name`: the observable.
+    - `labels`: one legend label per run (default: each run's kind).
+    - `ax`: the axes to draw on (default: a new figure).
+    - `component`: as in `observable`.
+    - `linestyles`: one line style per run (default: solid, dashed, dotted,
+      dash-dot, repeating).
+    - `colors`: one colour per run, for a single component (default: the
+      colour cycle).
+    - `band_alpha`: the bands' opacity (default: 0.12 for one component, low so
+      that the runs' overlapping bands stay readable; less for more components).
+    - `legend`: as in `observable`.
+    - any other keyword of `observable` (`band`, `seeds`, `xscale`, `logy`, ...).
+
+    **Returns:** `ax`.
+    """
+    from matplotlib.lines import Line2D
+
+    runs = list(runs)
+    if not runs:
+        raise ValueError("compare: `runs` is empty; give at least one Run.")
+    labels = list(labels) if labels is not None else [r.config.get("kind", f"run {i}") for i, r in enumerate(runs)]
+    if len(labels) != len(runs):
+        raise ValueError(f"compare: {len(labels)} labels for {len(runs)} runs; give one label per run.")
+    linestyles = list(linestyles) if linestyles is not None else [_STYLES[i % 4] for i in range(len(runs))]
+    if len(linestyles) != len(runs):
+        raise ValueError(f"compare: {len(linestyles)} linestyles for {len(runs)} runs; give one per run.")
     ax = _axes(ax)
-    labels = labels or [r.config.get("kind", f"run {i}") for i, r in enumerate(runs)]
-    for run, label in zip(runs, labels):
-        observable(run, name, ax=ax, component=component, label=label, **kwargs)
+    xscale = _resolve_xscale([r.ts for r in runs], kwargs.pop("xscale", None), kwargs.pop("logx", None))
+    kwargs.setdefault("linthresh", _first_positive([r.ts for r in runs]))
+    if "color" in kwargs:
+        raise TypeError("compare: give `colors=` (one colour per run), not `color=`.")
+    shape, indices = _components(runs[0], name, component)
+    single = len(indices) == 1
+    colors = list(colors) if colors is not None else [f"C{i % 10}" for i in range(len(runs))]
+    if len(colors) != len(runs):
+        raise ValueError(f"compare: {len(colors)} colors for {len(runs)} runs; give one per run.")
+    for run, label, style, color in zip(runs, labels, linestyles, colors):
+        alpha = band_alpha if band_alpha is not None or not single else 0.12
+        observable(run, name, ax=ax, component=component, label=label, linestyle=style, band_alpha=alpha,
+                   xscale=xscale, legend=None, color=color if single else None, **kwargs)
+    ax.set_xlabel(_xlabel(runs))
+    if not single and legend is not None:  # runs by style, components by colour
+        handles = [Line2D([], [], color="k", linestyle=s, label=lab) for lab, s in zip(labels, linestyles)]
+        handles += [Line2D([], [], color=c, linestyle=s, label=_key(name, index))
+                    for index, (c, s) in zip(indices, _line_styles(shape, indices, "-"))]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                  fontsize="small", frameon=False, ncol=max(1, math.ceil(len(handles) / 20)))
+    else:
+        _legend(ax, legend)
     return ax
 
 
 def save_figures(run, directory, *, max_figures=8) -> list[Path]:
-    """Write `loss.png` and one figure per other small observable into `directory`."""
+    """Write `loss.png` and one figure per other small observable (at most 16
+    components) into `directory`; returns the paths."""
     import matplotlib.pyplot as plt
 
     directory = Path(directory)
