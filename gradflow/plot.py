@@ -237,7 +237,8 @@ def observable(
     - `band_alpha`: the bands' opacity (default: 0.2 for up to 3 lines, less
       for more, so that overlapping bands stay readable).
     - `seeds`: individual seeds as thin translucent lines: True for every seed,
-      a count for the first ones, or a list of seed indices.
+      a count for the first ones, or a list of seed indices (up to 3 seeds
+      drawn without the median are full lines).
     - `median`: draw the median line (False with `seeds` to draw only seeds).
     - `xscale`: the time axis, `"log"` (drops t <= 0), `"symlog"` (linear on
       [0, `linthresh`], logarithmic above), `"linear"`, or None: log, or
@@ -266,6 +267,8 @@ def observable(
     # One line takes `color` or the axes' next colour (so that calls drawing one
     # component each on the same axes differ); several take `_line_styles`.
     styles = _line_styles(shape, indices, linestyle) if len(indices) > 1 else [(color, linestyle or "-")]
+    # Seeds beside the median are thin and translucent; a few seeds on their own are full lines.
+    width, opacity = (0.6, 0.4) if median or len(seed_idx) > 3 else (1.4, 0.9)
     alpha = band_alpha if band_alpha is not None else (0.2 if len(indices) <= 3 else max(0.05, 0.6 / len(indices)))
     for index, (c, style) in zip(indices, styles):
         y = values[(slice(None), slice(None), *index)]
@@ -286,7 +289,7 @@ def observable(
                     lo, hi = np.nanpercentile(y, band, axis=0)
                 ax.fill_between(t[keep], lo, hi, color=c, alpha=alpha, linewidth=0)
         for j, s in enumerate(seed_idx):
-            (line,) = ax.plot(t[keep], y[s], color=c, linestyle=style, linewidth=0.6, alpha=0.4,
+            (line,) = ax.plot(t[keep], y[s], color=c, linestyle=style, linewidth=width, alpha=opacity,
                               label=text if (j == 0 and not median) else None)
             c = line.get_color()
     _set_xscale(ax, scale, linthresh or _first_positive([t]))

@@ -70,7 +70,8 @@ def test_register_report_refuses_bad_arguments(args, message, clean_registry):
 
 
 def test_every_paper_problem_with_a_report_is_registered():
-    for cls in (gf.problems.Cooccurrence, gf.problems.ScanSnap, gf.problems.ScanSnapPopulation, gf.problems.SignalNoise):
+    for cls in (gf.problems.Cooccurrence, gf.problems.ScanSnap, gf.problems.ScanSnapPopulation, gf.problems.SignalNoise,
+                gf.problems.TeacherStudent):
         assert cls in _REPORTS and cls in _FIGURES
 
 

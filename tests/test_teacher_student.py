@@ -97,3 +97,17 @@ def test_gradient_flow_decreases_the_loss_and_the_student_specialises(realisable
     assert (np.ptp(run.obs["R"][:, np.searchsorted(run.ts, 10.0)], axis=2) < 0.35).all()
     assert (np.ptp(R, axis=2) > 0.99).all()
     np.testing.assert_array_equal(np.asarray(run.final.v), 1.0)  # the second layer is not trained
+
+
+def test_report_and_figures(realisable_run, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    text = gf.problems.report(realisable_run)
+    assert "4 of 4 seeds at the end" in text and "final generalisation error" in text
+    s = gf.problems.specialisation(realisable_run)
+    assert s["specialised"].all() and (10.0 < s["time"]).all() and (s["time"] < 200.0).all()  # after the plateau
+    (path,) = gf.problems.figures(realisable_run, tmp_path)
+    assert path.name == "overlaps.png" and path.stat().st_size > 20_000
+    with pytest.raises(ValueError, match="K <= M"):
+        gf.problems.specialisation(type("FakeRun", (), {"obs": {"R": np.zeros((1, 2, 3, 2))}, "ts": np.zeros(2)}))

@@ -19,11 +19,14 @@ from ._claims import Claim as Claim, claims_table as claims_table
 from ._diagonal import Diagonal as Diagonal, DiagonalLinear as DiagonalLinear
 from ._least_squares import LeastSquares as LeastSquares, Linear as Linear
 from ._linear_network import LinearNetwork as LinearNetwork, TwoLayerLinear as TwoLayerLinear
+from . import _teacher_student
 from ._registry import figures as figures, register_report as register_report, report as report
 from ._teacher_student import (
     SoftCommittee as SoftCommittee,
     TeacherStudent as TeacherStudent,
+    draw_overlaps as draw_overlaps,
     population_error as population_error,
+    specialisation as specialisation,
 )
 from .cooccurrence import (
     Cooccurrence as Cooccurrence,
@@ -63,6 +66,8 @@ from .signal_noise import (
     load_mnist as load_mnist,
     read_idx as read_idx,
 )
+
+register_report(TeacherStudent, report=_teacher_student.report, figures=_teacher_student.save_figures)
 
 PROBLEMS = {
     "cooccurrence": Cooccurrence,

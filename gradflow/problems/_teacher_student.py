@@ -1,12 +1,14 @@
 """The soft-committee teacher–student network of Saad & Solla (1995): gradient
 flow on the generalisation error, written in the student–teacher overlaps."""
 
+from pathlib import Path
 from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
+import numpy as np
 
 from .._problem import AbstractProblem
 from .._typing import Array, Float, Scalar
@@ -170,3 +172,70 @@ class TeacherStudent(AbstractProblem):
             "R": r"student–teacher overlap $R_{in}$",
             "Q": r"student–student overlap $Q_{ik}$",
         }
+
+
+# ---- report and figures (registered in gradflow.problems) ------------------------------
+def specialisation(run, threshold: float = 0.9) -> dict:
+    """Per seed, whether and when the student specialised: every student unit i has
+    |R_in| > `threshold` (× √T_nn = 1) for a teacher unit n of its own.
+
+    Returns `{"specialised": bool (seeds,), "time": first such save time or NaN
+    (seeds,)}`. Needs K <= M (with K > M two units must share a teacher unit)."""
+    R = np.abs(np.asarray(run.obs["R"]))  # (seeds, times, K, M)
+    K, M = R.shape[2:]
+    if K > M:
+        raise ValueError(f"specialisation: the student has K = {K} > M = {M} units; it needs K <= M.")
+    partners = R.argmax(axis=3)
+    distinct = np.array([[len(set(p)) == K for p in seed] for seed in partners])
+    ok = (R.max(axis=3) > threshold).all(axis=2) & distinct
+    time = np.where(ok.any(axis=1), run.ts[np.argmax(ok, axis=1)], np.nan)
+    return {"specialised": ok[:, -1], "time": time}
+
+
+def report(run) -> str | None:
+    """A line on specialisation (K <= M) and the final generalisation error."""
+    lines = []
+    eg = run.last("eg")
+    lines.append(f"final generalisation error ε_g: median {np.median(eg):.3g} (min {eg.min():.3g}, max {eg.max():.3g})")
+    K, M = run.obs["R"].shape[2:]
+    if K <= M:
+        s = specialisation(run)
+        done = s["time"][np.isfinite(s["time"])]
+        when = f"; first at t = {np.median(done):.3g} (median; min {done.min():.3g}, max {done.max():.3g})" if done.size else ""
+        lines.append(f"specialised (each student unit |R_in| > 0.9 with its own teacher unit): "
+                     f"{int(s['specialised'].sum())} of {run.n_seeds} seeds at the end{when}")
+    return "\n".join(lines)
+
+
+def draw_overlaps(run, *, seed: int = 0, axes=None):
+    """Left: the student–teacher overlaps R_in(t) of one seed (a median over seeds
+    would mix the seeds' different pairings of units). Right: the generalisation
+    error over seeds (median, 10–90%, each seed thin). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from .. import plot
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+    else:
+        fig = axes[0].figure
+    K, M = run.obs["R"].shape[2:]
+    plot.observable(run, "R", ax=axes[0], seeds=[seed], median=False, band=None)
+    axes[0].axhline(1.0, color="gray", linewidth=0.8, linestyle=":")
+    axes[0].set_title(f"seed {seed}, K = {K}, M = {M}: colour = student unit i, style = teacher unit n",
+                      fontsize="medium")
+    positive = bool(np.nanmin(run.obs["eg"]) > 0) if run.obs["eg"].size else False
+    plot.observable(run, "eg", ax=axes[1], seeds=True, logy=positive)
+    axes[1].set_title(f"{run.n_seeds} seeds: median, 10–90%, each seed", fontsize="medium")
+    return fig
+
+
+def save_figures(run, directory) -> list:
+    """`overlaps.png`: `draw_overlaps` of seed 0."""
+    import matplotlib.pyplot as plt
+
+    fig = draw_overlaps(run)
+    path = Path(directory) / "overlaps.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
