@@ -118,7 +118,7 @@ def shard_over_devices(batched, devices):
     `shard_map`, so each device runs its own compiled loop (its own adaptive
     steps and `while_loop` exit) on its share of the seeds, with no
     cross-device lockstep. The leading axis must divide by len(devices)
-    (see `pad_items`)."""
+    (`gradflow._segments.bucket` pads it)."""
     P = jax.sharding.PartitionSpec
 
     def fn(items, *shared):
@@ -133,14 +133,17 @@ def shard_over_devices(batched, devices):
     return fn
 
 
-def pad_items(items, multiple: int):
-    """Repeat the last item so the leading axis divides by `multiple`
-    (returns the padded pytree and the original count)."""
-    n = jax.tree_util.tree_leaves(items)[0].shape[0]
-    extra = (-n) % multiple
-    if extra == 0:
-        return items, n
-    return jax.tree_util.tree_map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]), items), n
+def bucket(n: int, batching) -> int:
+    """The batch size `n` seeds are padded to. Under "map" (without `batch_size`)
+    that is the next power of two ≥ 8 per device (multiples of 1024 past it), so
+    a new number of seeds reuses a compiled program; the padding is skipped
+    (`_solve_or_skip`), costing memory but no solving. Otherwise only a multiple
+    of the number of devices (a vmapped batch would solve the padding)."""
+    devices = 1 if batching.devices is None else len(batching.devices)
+    per_device = -(-n // devices)
+    if batching.batching == "map" and batching.batch_size is None:
+        per_device = max(8, 1 << (per_device - 1).bit_length()) if per_device <= 1024 else -(-per_device // 1024) * 1024
+    return per_device * devices
 
 
 def place(items, shared, devices):

@@ -17,19 +17,28 @@ import numpy as np
 from . import _checkpoint
 from ._adapters import MAX_STEPS
 from ._compile import compile_program
-from ._devices import gather, pad_items, place
+from ._devices import bucket, gather, place
 from ._solve import Setup, program
 
 
-def _placed(batching, items, shared):
-    """The program's arrays on its devices (seeds padded to divide evenly)."""
-    if batching.devices is None:
-        return items, shared
+def _placed(batching, items, shared, skip=None):
+    """The program's arrays on its devices, the seeds padded to `bucket` (with a
+    `skip` flag for the padding and for `skip`: seeds already finished)."""
+    n = _count(items)
+    size = bucket(n, batching)
     items, items_static = eqx.partition(items, eqx.is_array)
-    shared, shared_static = eqx.partition(shared, eqx.is_array)
-    items, _ = pad_items(items, len(batching.devices))
-    items, (shared,) = place(items, (shared,), batching.devices)
-    return eqx.combine(items, items_static), eqx.combine(shared, shared_static)
+    items = jtu.tree_map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], size - n, axis=0)]) if size > n
+                         else jnp.asarray(x), items)
+    items = eqx.combine(items, items_static)
+    if skip is not None or (batching.batching == "map" and batching.batch_size is None):
+        flags = np.zeros(n, bool) if skip is None else np.asarray(skip, bool)
+        items = {**items, "skip": jnp.asarray(np.concatenate([flags, np.ones(size - n, bool)]))}
+    if batching.devices is not None:
+        items, items_static = eqx.partition(items, eqx.is_array)
+        shared, shared_static = eqx.partition(shared, eqx.is_array)
+        items, (shared,) = place(items, (shared,), batching.devices)
+        items, shared = eqx.combine(items, items_static), eqx.combine(shared, shared_static)
+    return items, shared
 
 
 def _count(items) -> int:
@@ -88,9 +97,8 @@ def run_segments(setup: Setup, batching, items, shared, checkpointing, fingerpri
     while not state["done"].all():
         length = min(every, max_steps - int(state["out"]["steps"][~state["done"]].max()))
         cont = Setup(setup.problem, setup.integration, setup.skeleton, segment_steps=length, continuing=True)
-        cont_items = {**items, "carry": jtu.tree_map(jnp.asarray, state["out"]["carry"]),
-                      "done": jnp.asarray(state["done"])}
-        cont_args = (cont, batching, *_placed(batching, cont_items, shared))
+        cont_items = {**items, "carry": jtu.tree_map(jnp.asarray, state["out"]["carry"])}
+        cont_args = (cont, batching, *_placed(batching, cont_items, shared, skip=state["done"]))
         cont_fn, seconds = compile_program(program, *cont_args)
         compile_cont += seconds
         new = jtu.tree_map(lambda x: x[:n], gather(jax.block_until_ready(cont_fn(*cont_args))))

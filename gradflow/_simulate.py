@@ -27,7 +27,7 @@ import numpy as np
 
 from ._compile import compile_lowered
 from ._config import module_config, run_config
-from ._devices import batch_over_seeds, seeds_to_keys
+from ._devices import batch_over_seeds, bucket, seeds_to_keys
 from ._flows import AbstractFlow, GradientFlow
 from ._grids import AbstractGrid, LogGrid
 from ._options import Batching, Checkpointing, Integration, fingerprint, resolve_options
@@ -137,13 +137,15 @@ def initialise(problem: AbstractProblem, keys, batching: Batching, structure=Non
     `structure`: `init`'s `eval_shape` (from `check_problem`), if already known."""
     if structure is None:
         structure = eqx.filter_eval_shape(problem.init, keys[0])
-    args = (problem, Batching(batching.batching, batching.batch_size), keys)  # drawn on one device
+    n = keys.shape[0]
+    one_device = Batching(batching.batching, batching.batch_size)
+    padded = jnp.concatenate([keys, jnp.repeat(keys[-1:], bucket(n, one_device) - n, axis=0)])  # see `bucket`
+    args = (problem, one_device, padded)
     fn, seconds = compile_lowered(_draw, *args)
-    drawn = jtu.tree_map(np.asarray, fn(*args))  # on the host: compared and sliced without compiling
+    drawn = jtu.tree_map(lambda x: np.asarray(x)[:n], fn(*args))  # on the host: compared and sliced without compiling
     model, data = eqx.combine(drawn, eqx.filter(structure, eqx.is_array, inverse=True))
     model_arrays, skeleton = split_arrays(model)
     data_arrays, data_static = eqx.partition(data, eqx.is_array)
-    n = keys.shape[0]
     varies = jtu.tree_map(lambda x: n > 1 and not np.array_equal(x, x[:1].repeat(n, 0)), data_arrays)
     per_seed = eqx.filter(data_arrays, varies)
     shared = jtu.tree_map(lambda x: x[0], eqx.filter(data_arrays, varies, inverse=True))

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
+from jax.extend.core import jaxpr_as_fun
 
 from ._adapters import DT_MIN, EVENT, MAX_STEPS, SUCCESSFUL, result_code
 from ._devices import batch_over_seeds, shard_over_devices
@@ -236,10 +237,24 @@ def solve_one(setup: Setup, item: dict, shared: dict) -> dict:
 
 
 def _solve_or_skip(setup: Setup, item: dict, shared: dict) -> dict:
-    """A later segment: seeds already finished are skipped (zeros, merged away)."""
-    shape = jax.eval_shape(lambda: solve_one(setup, item, shared))
-    return jax.lax.cond(item["done"], lambda: jtu.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shape),
-                        lambda: solve_one(setup, item, shared))
+    """`solve_one`, or zeros for an item marked `skip` (a seed finished in an earlier
+    segment, or padding up to the batch's bucket size), which costs nothing at run
+    time under "map". `solve_one` is traced once: its jaxpr gives both the output
+    layout (for the zeros) and the solve itself (tracing it a second time for
+    its shape would add a second to every compile)."""
+    skip = item["skip"]
+    item = {k: v for k, v in item.items() if k != "skip"}
+    dynamic, static = eqx.partition((setup, item, shared), eqx.is_array)
+    closed, shape = jax.make_jaxpr(lambda d: solve_one(*eqx.combine(d, static)), return_shape=True)(dynamic)
+    leaves, layout = jtu.tree_flatten(shape)
+
+    def solve():
+        return jtu.tree_unflatten(layout, jaxpr_as_fun(closed)(*jtu.tree_leaves(dynamic)))
+
+    def zeros():
+        return jtu.tree_unflatten(layout, [jnp.zeros(x.shape, x.dtype) for x in leaves])
+
+    return jax.lax.cond(skip, zeros, solve)
 
 
 def program(setup: Setup, batching: Batching, items: dict, shared: dict) -> dict:
@@ -249,7 +264,7 @@ def program(setup: Setup, batching: Batching, items: dict, shared: dict) -> dict
     say) are compiled in."""
     items, items_static = eqx.partition(items, eqx.is_array)
     shared, shared_static = eqx.partition(shared, eqx.is_array)
-    solve = _solve_or_skip if setup.continuing else solve_one
+    solve = _solve_or_skip if "skip" in items else solve_one
 
     def one(item, sh):
         return solve(setup, eqx.combine(item, items_static), eqx.combine(sh, shared_static))

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from . import _checkpoint
 from ._compile import compile_program
 from ._config import describe_object, module_config, run_config
-from ._devices import batch_over_seeds, seeds_to_keys
+from ._devices import batch_over_seeds, bucket, seeds_to_keys
 from ._grids import AbstractGrid, LogGrid
 from ._optim import Optimizer
 from ._options import Batching, Checkpointing, Stepping, fingerprint
@@ -22,6 +22,10 @@ from ._run import Run, Stats
 from ._simulate import check_problem, initialise
 from ._solve import all_finite
 from ._status import Status
+
+
+def _count(items) -> int:
+    return jtu.tree_leaves(items)[0].shape[0]
 
 
 def _seed_model(problem, skeleton, item, shared):
@@ -62,7 +66,8 @@ def _chunk(problem, batching, skeleton, items, shared, params, opt_state, first_
             bad = jnp.where((bad < 0) & ~all_finite(p), k0 + i + 1, bad)
             return p, s, bad
 
-        params, opt_state, first_bad = jax.lax.fori_loop(0, n, step, (params, opt_state, first_bad))
+        todo = jnp.where(item["skip"], 0, n) if "skip" in item else n  # padding: no steps
+        params, opt_state, first_bad = jax.lax.fori_loop(0, todo, step, (params, opt_state, first_bad))
         return params, opt_state, first_bad, problem.observables(eqx.combine(params, rest), data)
 
     batched = batch_over_seeds(one, batching.batching, batching.batch_size)
@@ -117,12 +122,12 @@ def train(
     keys, seed_record = seeds_to_keys(seeds)
     batching = Batching(batching, batch_size)
     initial = initialise(problem, keys, batching, structure)
-    items = {"model": initial.model, "data": initial.data_per_seed}
+    items = _padded({"model": initial.model, "data": initial.data_per_seed}, keys.shape[0], batching)
     shared = {"data": initial.data_shared, "optimizer": _runtime(optimizer)}
     start_args = (problem, batching, initial.skeleton, items, shared)
     start_fn, compile_start = compile_program(_start, *start_args)
     params, opt_state, obs0 = start_fn(*start_args)
-    first_bad = jnp.full((keys.shape[0],), -1, dtype=jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
+    first_bad = jnp.full((_count(items),), -1, dtype=jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
     state = {"params": params, "opt_state": opt_state, "first_bad": first_bad, "obs": _observables(obs0, stepping),
              "k": np.zeros((), np.int64)}
     record = fingerprint(module_config(problem), describe_optimizer(optimizer), stepping.config(), seed_record,
@@ -130,8 +135,8 @@ def train(
     state, wall, compile_steps = _step_through(
         (problem, batching, initial.skeleton, items, shared), state, stepping, checkpointing, record, progress)
 
-    first_bad = np.asarray(state["first_bad"])
     n = keys.shape[0]
+    first_bad = np.asarray(state["first_bad"])[:n]
     status = np.where(first_bad >= 0, int(Status.NONFINITE), int(Status.OK)).astype(np.int32)
     done = np.where(first_bad >= 0, first_bad, stepping.steps)
     model = jtu.tree_map(np.asarray, initial.model)
@@ -144,13 +149,24 @@ def train(
                         save_steps=stepping.save_steps().tolist(), **batching.config())
     return Run(
         ts=stepping.save_steps() * stepping.dt,
-        obs=state["obs"],
+        obs={name: value[:n] for name, value in state["obs"].items()},
         initial=eqx.combine(model, initial.skeleton),
-        final=eqx.combine(jtu.tree_map(np.asarray, state["params"]), model, initial.skeleton),
+        final=eqx.combine(jtu.tree_map(lambda x: np.asarray(x)[:n], state["params"]), model, initial.skeleton),
         stats=stats,
         config=config,
         problem=problem,
     )
+
+
+def _padded(items, n, batching):
+    """`items` padded to `bucket(n)` seeds under "map", with a `skip` flag for the
+    padding (which then takes no steps): a new number of seeds reuses the
+    compiled steps, as in `simulate`."""
+    if batching.batching != "map" or batching.batch_size is not None:
+        return items
+    size = bucket(n, batching)
+    items = jtu.tree_map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], size - n, axis=0)]), items)
+    return {**items, "skip": jnp.arange(size) >= n}
 
 
 def _runtime(optimizer):

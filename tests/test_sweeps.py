@@ -73,3 +73,17 @@ def test_optimizer_binds_names_and_refuses_bad_input():
         gf.Optimizer(lambda learning_rate: learning_rate, 0.1)
     with pytest.raises(TypeError, match="gf.Optimizer"):
         gf.train(PROBLEM, "sgd", steps=2, dt=0.1)
+
+
+def test_seed_counts_in_one_bucket_share_one_compile():
+    """Found: every new number of seeds recompiled. Under "map" (the CPU default) the
+    seeds are padded to a power of two ≥ 8 and the padding is skipped."""
+    runs = [gf.simulate(PROBLEM, t1=1.0, seeds=n, save=SAVE) for n in (3, 5, 8)]
+    assert _compiles(runs)[1:] == [False, False]
+    assert [run.n_seeds for run in runs] == [3, 5, 8]
+    # A seed's result does not depend on the padding beside it.
+    np.testing.assert_array_equal(runs[0].obs["loss"], runs[2].obs["loss"][:3])
+    assert (runs[1].stats.steps > 0).all()
+    trains = [gf.train(PROBLEM, gf.Optimizer(optax.sgd, learning_rate=0.05), steps=20, dt=0.05, seeds=n, save=SAVE)
+              for n in (3, 5)]
+    assert _compiles(trains)[1:] == [False]
