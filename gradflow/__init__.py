@@ -19,7 +19,8 @@ from ._grids import AbstractGrid as AbstractGrid, LinearGrid as LinearGrid, LogG
 from ._problem import AbstractProblem as AbstractProblem
 from ._load import load as load
 from ._run import Run as Run, RunFormatError as RunFormatError, Stats as Stats
-from ._simulate import simulate as simulate, sweep as sweep
+from ._simulate import simulate as simulate
+from ._sweep import sweep as sweep
 from ._status import Status as Status
 from ._stop import AbstractStop as AbstractStop, GradNormBelow as GradNormBelow, LossBelow as LossBelow
 from ._train import train as train

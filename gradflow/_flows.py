@@ -22,6 +22,8 @@ GradFn = Callable[[Params], Params]
 def _rates_tuple(rates: Mapping[str, float] | None) -> tuple[tuple[str, float], ...]:
     if rates is None:
         return ()
+    if isinstance(rates, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in rates):
+        rates = dict(rates)  # already converted (dataclasses.replace passes the field back in)
     if not isinstance(rates, Mapping):
         raise TypeError(
             f"`rates` must be a dict of model field name to rate, e.g. "

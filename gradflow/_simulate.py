@@ -16,7 +16,6 @@
 """
 
 import hashlib
-import inspect
 
 import diffrax as dfx
 import equinox as eqx
@@ -57,6 +56,8 @@ def check_problem(problem, flow=None):
 
     try:
         drawn, params, loss, observables = eqx.filter_eval_shape(structure, jax.random.PRNGKey(0))
+    except jax.errors.ConcretizationTypeError:
+        raise  # a traced value used as a Python number (its own message; `sweep` names the field)
     except (TypeError, ValueError) as e:
         raise type(e)(f"{name}: tracing init/trainable/loss/observables failed: {e}") from e
     _check_trainable(name, params)
@@ -294,54 +295,3 @@ def assemble(problem, flow, integration, batching, seed_record, initial, out, wa
         config=config,
         problem=problem,
     )
-
-
-def sweep(
-    problem: AbstractProblem,
-    flow: AbstractFlow = GradientFlow(),
-    *,
-    rates,
-    t1: float,
-    seeds=1,
-    **kwargs,
-) -> list[Run]:
-    """`simulate` for several rate settings at once: one compile, one batched call.
-
-    `rates` is a list of dicts naming the same model fields, e.g.
-    `[{"Y": 1.0, "Z": 0.5}, {"Y": 10.0, "Z": 0.5}]`. Every setting runs on every
-    seed (the batch is settings × seeds, batched as `batching` says); the
-    result is one `Run` per setting, in order, each equal to what `simulate`
-    with `flow` at those rates would give. `flow`'s own rates are replaced.
-    """
-    if isinstance(rates, dict) or not rates:
-        raise ValueError("`rates` must be a non-empty list of dicts such as [{'Y': 1.0}, {'Y': 10.0}].")
-    names = sorted(rates[0])
-    for setting in rates:
-        if not isinstance(setting, dict) or sorted(setting) != names:
-            raise ValueError(f"every entry of `rates` must name the same fields {names}; got {setting!r}.")
-    # Each setting through the flow's own converter (positive, finite numbers).
-    flows = [eqx.tree_at(lambda f: f.rates, flow, type(flow)(rates=setting).rates) for setting in rates]
-    settings = [dict(f.rates) for f in flows]
-    keys, seed_record = seeds_to_keys(seeds)
-    n_seeds = keys.shape[0]
-    numbers = [eqx.partition(_flow_numbers_as_arrays(f), eqx.is_array) for f in flows]
-    stacked = jtu.tree_map(lambda *xs: jnp.repeat(jnp.stack(xs), n_seeds, axis=0), *[d for d, _ in numbers])
-    batched_flows = eqx.combine(stacked, numbers[0][1])
-    defaults = {name: p.default for name, p in inspect.signature(simulate).parameters.items()
-                if p.kind is p.KEYWORD_ONLY and name not in ("t1", "seeds")}
-    unknown = sorted(set(kwargs) - set(defaults))
-    if unknown:
-        raise TypeError(f"sweep() got unexpected keyword arguments {unknown}; it takes simulate's keywords.")
-    keywords = {**defaults, **kwargs, "t1": t1}
-    integration, batching, checkpointing = resolve_options(keywords)
-    command, progress = keywords["command"], keywords["progress"]
-    run = drive(problem, flows[0], jnp.tile(keys, (len(flows), 1)), integration, batching, checkpointing,
-                command=command, progress_lines=bool(progress), flows=batched_flows, record=settings)
-    runs = []
-    for i, setting in enumerate(settings):
-        part = run.select(np.arange(i * n_seeds, (i + 1) * n_seeds))
-        part.config["flow"]["rates"] = dict(setting)
-        part.config["seeds"] = seed_record
-        part.config["sweep"] = {"rates": settings, "index": i}
-        runs.append(part)
-    return runs

@@ -87,3 +87,55 @@ def test_seed_counts_in_one_bucket_share_one_compile():
     trains = [gf.train(PROBLEM, gf.Optimizer(optax.sgd, learning_rate=0.05), steps=20, dt=0.05, seeds=n, save=SAVE)
               for n in (3, 5)]
     assert _compiles(trains)[1:] == [False]
+
+
+def test_sweep_over_t1_problem_fields_and_flow_numbers_compiles_once():
+    by_t1 = gf.sweep(PROBLEM, over={"t1": [1.0, 2.0, 4.0]}, seeds=3, save=SAVE)
+    by_field = gf.sweep(PROBLEM, over={"problem.init_scale": [0.1, 0.5, 1.0], "problem.cond": [2.0, 5.0, 10.0]},
+                        t1=2.0, seeds=3, save=SAVE)
+    by_eps = gf.sweep(PROBLEM, gf.SignFlow(eps=0.1), over={"flow.eps": [0.1, 0.01]}, t1=1.0, seeds=3, save=SAVE)
+    for runs in (by_t1, by_field, by_eps):
+        assert _compiles(runs)[1:] == [False] * (len(runs) - 1)
+    assert [run.ts[-1] for run in by_t1] == [1.0, 2.0, 4.0]
+    assert by_field[1].config["problem"]["fields"]["init_scale"] == 0.5
+    assert by_field[1].config["sweep"]["index"] == 1
+    # A swept field is an argument, not a constant: the numbers are those of a direct call.
+    direct = gf.simulate(LeastSquares(n=7, p=3, init_scale=0.5, cond=5.0), t1=2.0, seeds=3, save=SAVE)
+    np.testing.assert_array_equal(direct.obs["loss"], by_field[1].obs["loss"])
+    assert by_eps[1].config["flow"]["eps"] == 0.01
+
+
+def test_sweep_over_a_learning_rate_ladder_trains_and_compiles_once():
+    lrs = [0.01, 0.02, 0.04]
+    runs = gf.sweep(PROBLEM, gf.Optimizer(optax.sgd, 0.01),
+                    over={"optimizer.learning_rate": lrs, "dt": lrs, "steps": [400, 200, 100]}, seeds=3, save=SAVE)
+    assert _compiles(runs)[1:] == [False, False]
+    assert [run.config["kind"] for run in runs] == ["train"] * 3
+    assert [run.ts[-1] for run in runs] == [4.0, 4.0, 4.0]
+    direct = gf.train(PROBLEM, optax.sgd(0.02), steps=200, dt=0.02, seeds=3, save=SAVE)
+    np.testing.assert_array_equal(direct.obs["loss"], runs[1].obs["loss"])
+
+
+class Branchy(LeastSquares):
+    """Uses a float field in a Python `if`: it cannot be a runtime value."""
+
+    def loss(self, model, data):
+        base = super().loss(model, data)
+        return base * 2 if self.init_scale > 0.5 else base
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"problem.n": [3, 4]}, "only float fields"),
+    ({"problem.width": [1.0]}, "no field 'width'"),
+    ({"t1": [1.0, 2.0], "flow.eps": [0.1]}, "all of one length"),
+    ({"optimizer.learning_rate": [0.1]}, "needs a gradflow.Optimizer"),
+    ({"rtoll": [1e-3]}, "use a keyword of simulate"),
+])
+def test_sweep_refuses_what_cannot_share_a_compile(over, match):
+    with pytest.raises(ValueError, match=match):
+        gf.sweep(PROBLEM, over=over, t1=1.0, seeds=1, save=SAVE)
+
+
+def test_a_field_used_as_a_python_number_is_named():
+    with pytest.raises(ValueError, match=r"uses \['problem.init_scale'\] as a Python number"):
+        gf.sweep(Branchy(n=7, p=3), over={"problem.init_scale": [0.1, 1.0]}, t1=1.0, seeds=1, save=SAVE)

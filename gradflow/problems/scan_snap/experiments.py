@@ -5,7 +5,8 @@ import numpy as np
 
 from ..._flows import GradientFlow
 from ..._grids import LogGrid
-from ..._simulate import simulate, sweep
+from ..._simulate import simulate
+from ..._sweep import sweep
 from ._claims import measured_transition
 from ._model import ScanSnap, ScanSnapPopulation, fig3_classes, syn_medium, syn_small, transition_time
 
