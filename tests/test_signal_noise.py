@@ -79,6 +79,23 @@ def test_stages_found_in_order(signgd_run):
     assert np.all(stages.times[:, 3] > stages.times[:, :3].max(axis=1))  # polarisation comes last
 
 
+def test_stage_figure(signgd_run, tmp_path):
+    """Fig. 1 with the four stages: its title is the one given (a panel's title once
+    replaced it), t = 0 is on the axis (symlog) and each legend sits below its panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from gradflow.problems import draw_stages
+
+    fig = draw_stages(signgd_run, title="four stages (seed 0)")
+    assert fig._suptitle.get_text() == "four stages (seed 0)"
+    fig.canvas.draw()
+    for ax in fig.axes:
+        assert ax.get_xscale() == "symlog" and ax.get_lines()[0].get_xdata()[0] == 0
+        assert ax.get_legend().get_window_extent().y1 < ax.get_window_extent().y0  # below, not over the data
+    assert [t.get_text() for t in fig.axes[0].texts] == ["I", "II", "III", "IV"]  # each stage's end, labelled
+
+
 def test_stages_not_reached_are_reported(signgd_run):
     # The first 0.2% of the same run: nothing but stage I has happened.
     early = signgd_run.select(np.arange(3))

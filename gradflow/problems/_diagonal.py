@@ -72,6 +72,10 @@ class DiagonalLinear(AbstractProblem):
     def observables(self, model, data):
         return {"loss": self.loss(model, data), "beta": model.beta, "l1": jnp.sum(jnp.abs(model.beta))}
 
+    def describe_observables(self):
+        return {"loss": "loss ‖Xβ − y‖² / (2n)", "beta": r"$\beta = u \odot u - v \odot v$",
+                "l1": r"$\ell_1$ norm of $\beta$"}
+
     def exact_solution(self, model0, data, t):
         b = data["X"].T @ data["y"] / self.n
         u0, v0 = model0.u, model0.v

@@ -65,6 +65,9 @@ class LeastSquares(AbstractProblem):
     def observables(self, model, data):
         return {"loss": self.loss(model, data), "theta": model.theta}
 
+    def describe_observables(self):
+        return {"loss": "loss ‖Xθ − y‖² / (2n)", "theta": r"parameters $\theta_j$"}
+
     def minimiser(self, data):
         """θ* = H⁻¹ Xᵀy / n, through the known eigenbasis of H."""
         V, lam = data["V"], data["lam"]

@@ -97,6 +97,9 @@ class TwoLayerLinear(AbstractProblem):
         modes = jnp.einsum("or,oi,ir->r", data["U"], product, data["V"])
         return {"loss": self.loss(model, data), "modes": modes}
 
+    def describe_observables(self):
+        return {"loss": "loss ½‖Σ − W₂W₁‖²_F", "modes": r"mode strengths $U_r^\top W_2 W_1 V_r$"}
+
     @staticmethod
     def mode_strength(s, u0, t):
         """u(t) = s e^{2st} / (e^{2st} − 1 + s/u0), written to avoid overflow."""

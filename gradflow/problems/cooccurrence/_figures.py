@@ -24,9 +24,9 @@ def draw_scores(run, ax):
         plot.observable(run, "scores", component=3 * i + j, ax=ax, label=label, change=True)
     plot.observable(run, "score_random", component=0, ax=ax, label="mean νᵀKᵀQµ1, ν random", change=True)
     _mark_phase1(run, ax)
-    ax.set_ylabel("µ_iᵀ W_Kᵀ W_Q µ_j − init")
+    ax.set_ylabel(r"$\mu_i^\top W_K^\top W_Q \mu_j$ − its value at t = 0")
     ax.set_title(f"Fig. 1a: attention score correlations ({run.n_seeds} seeds, median, 10–90%)")
-    ax.legend(fontsize="small")
+    plot._legend(ax, "outside")
     return ax
 
 
@@ -38,9 +38,9 @@ def draw_losses(run, ax):
     for k, g in enumerate(GROUPS):
         plot.observable(run, "group_loss", component=k, ax=ax, label=g, logy=True)
     _mark_phase1(run, ax)
-    ax.set_ylabel("loss")
+    ax.set_ylabel("logistic loss")
     ax.set_title("Fig. 1b: total and per-group loss; dashed: end of phase 1")
-    ax.legend(fontsize="small")
+    plot._legend(ax, "outside")
     return ax
 
 
@@ -52,9 +52,9 @@ def draw_G(run, ax):
         plot.observable(run, "G", component=k, ax=ax, label=f"G(µ{k + 1})")
     _mark_phase1(run, ax)
     ax.axhline(0, color="gray", linewidth=0.8)
-    ax.set_ylabel("G(µ)")
+    ax.set_ylabel(r"MLP output $G(\mu)$")
     ax.set_title("MLP output on the target and common tokens")
-    ax.legend(fontsize="small")
+    plot._legend(ax, "outside")
     return ax
 
 

@@ -212,6 +212,22 @@ class Cooccurrence(AbstractProblem):
             "drift_WV": drift["WTW-VVT"],
         }
 
+    def describe_observables(self):
+        return {
+            "loss": "logistic loss (mean over samples)",
+            "group_loss": "logistic loss per sample group I₁ … I₄",
+            "G": r"MLP output $G(\mu)$ on $\mu_1, \mu_2, \mu_3$",
+            "scores": r"$\mu_i^\top W_K^\top W_Q \mu_j$",
+            "score_random": r"mean $\nu^\top W_K^\top W_Q \mu$ over random tokens $\nu$",
+            "value_gram": r"$\mu_i^\top W_V^\top W_V \mu_j$",
+            "min_margin": r"smallest margin $\min_i\, y_i F_i$",
+            "g_sum": r"$S_k$: sum of $g_i = 1/(1 + e^{y_i F_i})$ over $I_k$",
+            "balance_23": r"$|S_2 - S_3| / \min(S_2, S_3)$",
+            "ratio_R": r"$(S_2 + S_3 + S_4 - S_1) / (S_1 - S_2)$",
+            "drift_QK": r"relative drift of $W_Q W_Q^\top - W_K W_K^\top$",
+            "drift_WV": r"relative drift of $W^\top W - W_V W_V^\top$",
+        }
+
     def conserved(self, model, data):
         return {
             "QQT-KKT": model.WQ @ model.WQ.T - model.WK @ model.WK.T,

@@ -14,17 +14,19 @@ def draw_transition(run, ax):
     transition t0 = 2K ln M / η_Y and the measured t* (median over seeds) marked."""
     from ... import plot
 
-    plot.observable(run, "B", ax=ax, change=True, label="B")
     cls = run.problem.classes
+    for n in range(run.obs["B"].shape[2]):  # a line style per class: classes that coincide stay visible
+        plot.observable(run, "B", ax=ax, component=n, change=True, label=f"class n = {n}",
+                        linestyle=("-", "--", ":", "-.")[n % 4])
     eta_Y, eta_Z = flow_rates(run)
     t0 = transition_time(M=cls.M, K=cls.K, eta_Y=eta_Y)
-    ax.axvline(t0, color="k", linestyle="--", linewidth=1, label="t0 = 2K ln M / η_Y")
+    ax.axvline(t0, color="k", linestyle="--", linewidth=1, label=r"predicted $t_0 = 2K \ln M / \eta_Y$")
     t_star = measured_transition(run)
     if np.isfinite(t_star).any():
-        ax.axvline(np.nanmedian(t_star), color="r", linestyle=":", linewidth=1, label="measured t* (median)")
-    ax.set_ylabel("B_n(t) − B_n(0)")
-    ax.set_title(f"scan → snap: η_Y = {eta_Y:g}, η_Z = {eta_Z:g}, K = {cls.K}, M = {cls.M}")
-    ax.legend(fontsize="small")
+        ax.axvline(np.nanmedian(t_star), color="r", linestyle=":", linewidth=1, label=r"measured $t^*$ (median)")
+    ax.set_ylabel(r"$B_n(t) - B_n(0)$")
+    ax.set_title(rf"scan → snap: $\eta_Y$ = {eta_Y:g}, $\eta_Z$ = {eta_Z:g}, K = {cls.K}, M = {cls.M}")
+    plot._legend(ax, "outside")
     return ax
 
 

@@ -203,6 +203,17 @@ class _ScanSnapBase(AbstractProblem):
             "r": jnp.where(distinct, (f / f_ref) ** 2 - 1.0, 0.0),
         }
 
+    def describe_observables(self):
+        return {
+            "loss": "cross-entropy loss",
+            "population_loss": "population loss (T → ∞)",
+            "attention": r"attention $c_{l|n}$",
+            "entropy_distinct": r"entropy of $c_n$ on class $n$'s distinct tokens",
+            "z_rows": r"$z_{\psi(n) l}$",
+            "B": r"$B_n$: mean of $z_{\psi(n) l}$ over distinct $l$",
+            "r": r"$r_{l/l^*|n} = f_{nl}^2 / f_{nl^*}^2 - 1$",
+        }
+
 
 class ScanSnapPopulation(_ScanSnapBase):
     """The T → ∞ limit (Lemma 2): attention c_{l|n} ∝ P(l|n) e^{z_{ψ(n) l}},

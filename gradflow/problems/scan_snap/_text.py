@@ -195,6 +195,14 @@ class TextNextToken(AbstractProblem):
             "attention_entropy": jnp.mean(entropy),
         }
 
+    def describe_observables(self):
+        return {
+            "loss": "training cross-entropy",
+            "heldout_loss": "held-out cross-entropy",
+            "heldout_accuracy": "held-out next-token accuracy",
+            "attention_entropy": "attention entropy (held-out mean)",
+        }
+
 
 def paper_scale_text(path: str | None = None) -> "TextNextToken":
     """A paper-scale configuration of the WikiText experiment.

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..._problem import AbstractProblem
 from .._common import check_data_seed, check_float, check_int, data_key, find_shared_data
-from ._model import SignalNoiseTransformer, _logistic, logistic_loss
+from ._model import DESCRIPTIONS, SignalNoiseTransformer, _logistic, logistic_loss
 
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -203,3 +203,8 @@ class NoisyMNIST(AbstractProblem):
             "s11_mean": jnp.mean(att[:, 0, 0]),
             "s21_mean": jnp.mean(att[:, 1, 0]),
         }
+
+    def describe_observables(self):
+        keys = ("loss", "train_accuracy", "test_loss", "test_accuracy", "value_noise", "s11_mean", "s21_mean")
+        return {**{k: DESCRIPTIONS[k] for k in keys},
+                "value_signal": r"value signal: mean of $\langle v, y_i x_i \rangle$ (image patch)"}

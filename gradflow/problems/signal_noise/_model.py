@@ -55,6 +55,29 @@ class SignalNoiseTransformer(eqx.Module):
         return jnp.sum(self.attention(X) * values[..., None, :], axis=(-2, -1))
 
 
+DESCRIPTIONS = {
+    "loss": "training logistic loss",
+    "train_accuracy": "training accuracy",
+    "test_loss": "test logistic loss",
+    "test_accuracy": "test accuracy",
+    "value_noise": r"value noise: mean of $\langle v, y_i \xi_i \rangle$",
+    "value_signal": r"value signal $\langle v, \mu \rangle$",
+    "query_noise": r"query noise $\langle w_{Q,s}, y_i \xi_i \rangle$ (mean over $i$)",
+    "key_noise": r"key noise $\langle w_{K,s}, y_i \xi_i \rangle$ (mean over $i$)",
+    "query_noise_abs": r"mean $|\langle w_{Q,s}, y_i \xi_i \rangle|$",
+    "key_noise_abs": r"mean $|\langle w_{K,s}, y_i \xi_i \rangle|$",
+    "noise_sign_agreement": "fraction of query and key noise of equal sign",
+    "query_signal": r"query signal $\langle w_{Q,s}, \mu \rangle$",
+    "key_signal": r"key signal $\langle w_{K,s}, \mu \rangle$",
+    "signal_sign_agreement": "fraction of query and key signal of equal sign",
+    "s11_mean": r"$s_{11}$: signal → signal attention (mean)",
+    "s11_std": r"$s_{11}$ (std over samples)",
+    "s21_mean": r"$s_{21}$: noise → signal attention (mean)",
+    "s21_std": r"$s_{21}$ (std over samples)",
+}
+"""Axis labels of `SignalNoise`'s observables (`describe_observables`)."""
+
+
 def _logistic(z):
     return jnp.logaddexp(0.0, -z)
 
@@ -202,3 +225,6 @@ class SignalNoise(AbstractProblem):
             "s21_mean": jnp.mean(s21),
             "s21_std": jnp.std(s21),
         }
+
+    def describe_observables(self):
+        return DESCRIPTIONS
