@@ -407,29 +407,40 @@ def save_figures(run, directory, *, max_figures=8) -> list[Path]:
 def work_precision(table, *, error="param error", axes=None, title=None):
     """A work-precision diagram of a `gradflow.accuracy.work_precision` table:
     `error` against gradient evaluations (left) and against wall time (right),
-    log–log, one line per solver (and per precision, where the table has a
-    `precision` column). Returns the figure."""
+    log–log, one colour per solver and, where the table has a `precision`
+    column, one line style per precision (float64 solid, float32 dashed).
+    The legend is right of the panels. Returns the figure."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+        fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.2), constrained_layout=True)
     else:
         fig = axes[0].figure
     rows = [r for r in table.rows if np.isfinite(r.get(error, np.nan)) and r.get(error, 0) > 0]
-    labels = []
-    for r in rows:
-        label = r["solver"] + (f" ({r['precision']})" if "precision" in r else "")
-        if label not in labels:
-            labels.append(label)
-    for i, label in enumerate(labels):
-        sel = [r for r in rows if r["solver"] + (f" ({r['precision']})" if "precision" in r else "") == label]
-        style = "--" if "float32" in label else "-"
-        for ax, x in zip(axes, ("gradient evaluations", "wall s")):
-            ax.loglog([r[x] for r in sel], [r[error] for r in sel], style, marker="o", color=f"C{i % 10}", label=label)
+    solvers = list(dict.fromkeys(r["solver"] for r in rows))
+    precisions = list(dict.fromkeys(r["precision"] for r in rows if "precision" in r))
+    styles = {p: ("--" if "32" in p else "-") for p in precisions}
+    if len(set(styles.values())) < len(styles):  # other precisions than float32/float64
+        styles = {p: _STYLES[i % len(_STYLES)] for i, p in enumerate(precisions)}
+    colours = [c for c, _ in _line_styles((len(solvers),), [(i,) for i in range(len(solvers))], "-")]
+    for colour, solver in zip(colours, solvers):
+        for precision in precisions or [None]:
+            sel = [r for r in rows if r["solver"] == solver and r.get("precision") == precision]
+            if not sel:
+                continue
+            for ax, x in zip(axes, ("gradient evaluations", "wall s")):
+                ax.loglog([r[x] for r in sel], [r[error] for r in sel], styles.get(precision, "-"), marker="o",
+                          markersize=4, color=colour, label=solver if precision is None else f"{solver} ({precision})")
     for ax, x in zip(axes, ("gradient evaluations per seed", "wall time (s, compile excluded)")):
         ax.set_xlabel(x)
         ax.set_ylabel(error)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize="small")
+    handles = [Line2D([], [], color=c, marker="o", markersize=4, label=s) for c, s in zip(colours, solvers)]
+    if len(precisions) > 1:
+        handles += [Line2D([], [], color="k", linestyle=styles[p], label=p) for p in precisions]
+    if handles:
+        axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                        fontsize="small", frameon=False)
     fig.suptitle(title or table.title)
     return fig

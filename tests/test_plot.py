@@ -232,3 +232,20 @@ def test_every_shipped_problem_describes_its_observables(name):
     for label in described.values():
         ax.set_ylabel(label)
         fig.canvas.draw()
+
+
+def test_work_precision_colours_solvers_and_styles_precisions():
+    """12 solvers × 2 precisions: a colour per solver (none repeated past 10), float32 dashed."""
+    from gradflow.accuracy import Table
+
+    rows = [{"solver": f"S{k}", "precision": p, "gradient evaluations": 10.0 * (i + 1), "wall s": 0.1 * (i + 1),
+             "param error": 10.0 ** -(i + k % 3)} for k in range(12) for p in ("float64", "float32") for i in range(3)]
+    fig = plot.work_precision(Table("wp", rows))
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 24
+    colour = {line.get_label(): matplotlib.colors.to_hex(line.get_color()) for line in lines}
+    assert len({colour[f"S{k} (float64)"] for k in range(12)}) == 12  # each solver its own colour
+    assert all(colour[f"S{k} (float64)"] == colour[f"S{k} (float32)"] for k in range(12))
+    assert {line.get_linestyle() for line in lines if "float32" in line.get_label()} == {"--"}
+    assert _outside(fig.axes[1])
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()][-2:] == ["float64", "float32"]
