@@ -384,7 +384,12 @@ def compare(runs, name="loss", *, labels=None, ax=None, component=None, linestyl
 
 def save_figures(run, directory, *, max_figures=8) -> list[Path]:
     """Write `loss.png` and one figure per other small observable (at most 16
-    components) into `directory`; returns the paths."""
+    components) into `directory`; returns the paths.
+
+    A scalar observable is drawn as median and 10–90% band over seeds; a vector
+    or matrix one for seed 0 alone, since the same component of different seeds
+    need not mean the same thing (seeds may draw their own data, and hidden
+    units may pair up differently)."""
     import matplotlib.pyplot as plt
 
     directory = Path(directory)
@@ -397,7 +402,11 @@ def save_figures(run, directory, *, max_figures=8) -> list[Path]:
     for name, values in run.obs.items():
         if name == "loss" or len(paths) >= max_figures or values[0, 0].size > 16:
             continue
-        ax = observable(run, name)
+        if values[0, 0].size > 1:
+            ax = observable(run, name, seeds=[0], median=False, band=None)
+            ax.set_title(f"seed 0 of {run.n_seeds}")
+        else:
+            ax = observable(run, name)
         paths.append(directory / f"{name}.png")
         ax.figure.savefig(paths[-1], dpi=110)
         plt.close(ax.figure)

@@ -249,3 +249,19 @@ def test_work_precision_colours_solvers_and_styles_precisions():
     assert {line.get_linestyle() for line in lines if "float32" in line.get_label()} == {"--"}
     assert _outside(fig.axes[1])
     assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()][-2:] == ["float64", "float32"]
+
+
+def test_save_figures_draws_a_matrix_for_one_seed(flow, tmp_path, monkeypatch):
+    drawn = {}
+    original = plot.observable
+
+    def spy(run, name, **kwargs):
+        drawn[name] = original(run, name, **kwargs)
+        return drawn[name]
+
+    monkeypatch.setattr(plot, "observable", spy)
+    plot.save_figures(flow, tmp_path)
+    R, eg = drawn["R"], drawn["eg"]
+    assert len(R.get_lines()) == 12 and R.get_title() == "seed 0 of 3" and not bands(R)  # seed 0's lines
+    np.testing.assert_array_equal(R.get_lines()[5].get_ydata(), flow.obs["R"][0, :, 1, 2])
+    assert len(eg.get_lines()) == 1 and len(bands(eg)) == 1  # a scalar: median and band
