@@ -165,15 +165,26 @@ def _first_positive(ts) -> float:
     return float(positive.min()) if positive.size else 1.0
 
 
+def _time_locator(linthresh, subs=None):
+    """Decade ticks of a symlog time axis, with none inside the linear range but 0
+    (matplotlib's own puts 10^k < linthresh there, on top of the 0)."""
+    from matplotlib.ticker import SymmetricalLogLocator
+
+    class TimeLocator(SymmetricalLogLocator):
+        def tick_values(self, vmin, vmax):
+            ticks = np.asarray(super().tick_values(vmin, vmax))
+            return ticks[(ticks == 0) | (np.abs(ticks) >= linthresh * (1 - 1e-9))]
+
+    return TimeLocator(linthresh=linthresh, base=10, subs=subs)
+
+
 def _set_xscale(ax, scale, linthresh):
     if scale == "symlog":
-        # The linear range ends at a power of 10 at or below `linthresh` and is one
-        # decade wide, so the ticks 0, 10^k, 10^(k+1), ... are evenly spaced.
-        from matplotlib.ticker import SymmetricalLogLocator
-
-        linthresh = 10.0 ** math.floor(math.log10(linthresh))
+        # Linear on [0, linthresh] (the first save time: no span without data on the
+        # log part), that range one decade wide; ticks at 0 and at decades above it.
         ax.set_xscale("symlog", linthresh=linthresh, linscale=1.0)
-        ax.xaxis.set_minor_locator(SymmetricalLogLocator(linthresh=linthresh, base=10, subs=np.arange(2, 10)))
+        ax.xaxis.set_major_locator(_time_locator(linthresh))
+        ax.xaxis.set_minor_locator(_time_locator(linthresh, subs=np.arange(2, 10)))
     else:
         ax.set_xscale(scale)
     ax.margins(x=0)  # time runs from the first save to the last, without padding

@@ -146,6 +146,8 @@ def test_a_grid_from_zero_keeps_t0_on_a_symlog_axis(flow):
     assert line.get_xdata()[0] == 0 and len(line.get_xdata()) == 6  # no save dropped
     # from t = 0 to t1 without padding (round-off: the limits pass through the symlog transform)
     np.testing.assert_allclose(ax.get_xlim(), (0.0, 1.0), rtol=0, atol=1e-12)
+    ticks = ax.get_xticks()
+    assert 0 in ticks and not ((ticks > 0) & (ticks < 0.2)).any()  # no decade tick crowding the 0 (first save: 0.2)
     assert plot.observable(flow, "loss", logx=True).get_xscale() == "symlog"  # the old default, same axis
     # log only when asked: then t = 0 is dropped, as documented
     ax = plot.observable(flow, "loss", xscale="log")
