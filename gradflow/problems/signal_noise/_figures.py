@@ -39,14 +39,17 @@ def draw_stages(run, stages: Stages | None = None, *, seed=0, axes=None, title=N
     ax = axes[3]
     for name, color in (("s11", "C2"), ("s21", "C3")):
         mean, std = o[f"{name}_mean"], o[f"{name}_std"]
-        ax.plot(ts, mean, color=color, label=f"$s_{{{name[1:]}}}$ (mean ± std over samples)")
+        ax.plot(ts, mean, color=color, label=f"$s_{{{name[1:]}}}$ (mean ± std)")
         ax.fill_between(ts, mean - std, mean + std, color=color, alpha=0.2)
     ax.set_title("softmax entries")
     for ax in axes:
+        ax.set_title(ax.get_title(), pad=24)  # room for the stage labels between the axes and the title
         for j, t in enumerate(stages.times[seed]):
             if np.isfinite(t):
                 ax.axvline(t, color="k", linestyle=":", linewidth=1)
-                ax.text(t, 1.0, STAGES[j], transform=ax.get_xaxis_transform(), ha="right", va="bottom", fontsize=8)
+                # above the axes, staggered: the ends of stages I–III can lie close together
+                ax.text(t, 1.01 + 0.06 * (j % 2), STAGES[j], transform=ax.get_xaxis_transform(), ha="right",
+                        va="bottom", fontsize=8)
         plot._set_xscale(ax, plot._resolve_xscale([ts], None, None), plot._first_positive([ts]))
         ax.set_xlabel("t (flow time)")
         # below the axes: the lines fill each panel from edge to edge
