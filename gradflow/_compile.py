@@ -75,7 +75,10 @@ def compile_lowered(fn, *args):
     dynamic, static = eqx.partition(args, eqx.is_array)
     with checks_as_nan():
         lowered = jax.jit(lambda dyn: fn(*eqx.combine(dyn, static))).lower(dynamic)
-    key = ("lowered", hashlib.sha256(lowered.as_text().encode()).hexdigest(), jax.config.jax_enable_x64)
+    # The text fixes the computation; the argument and result structures (which the
+    # compiled program checks and rebuilds) are part of what it holds too.
+    key = ("lowered", hashlib.sha256(lowered.as_text().encode()).hexdigest(), lowered.in_tree, lowered.out_tree,
+           jax.config.jax_enable_x64)
     if key in _MEMO:
         _MEMO.move_to_end(key)
         compiled, elapsed = _MEMO[key], 0.0

@@ -61,10 +61,20 @@ def _positive_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
+def _pid(controller):
+    """Where a controller's PID tolerances sit (a PID controller, or one wrapped in
+    `diffrax.ClipStepSizeController`), or None: their rtol/atol enter the
+    program as arguments, so a ladder of tolerances (a work-precision diagram)
+    shares one compile."""
+    if isinstance(controller, dfx.PIDController):
+        return lambda c: c
+    if isinstance(controller, dfx.ClipStepSizeController) and isinstance(controller.controller, dfx.PIDController):
+        return lambda c: c.controller
+    return None
+
+
 def _traced_tolerances(controller) -> bool:
-    """A PID controller's rtol/atol enter the program as arguments, so a ladder of
-    tolerances (a work-precision diagram) shares one compile."""
-    return isinstance(controller, dfx.PIDController)
+    return _pid(controller) is not None
 
 
 class Integration(AbstractOptions):
@@ -134,7 +144,8 @@ class Integration(AbstractOptions):
         compiled into the program (and so part of its compile key)."""
         ctrl = self.stepsize_controller
         if _traced_tolerances(ctrl):
-            ctrl = eqx.tree_at(lambda c: (c.rtol, c.atol), ctrl, (1.0, 1.0))
+            pid = _pid(ctrl)
+            ctrl = eqx.tree_at(lambda c: (pid(c).rtol, pid(c).atol), ctrl, (1.0, 1.0))
         return dataclasses.replace(self, t1=1.0, stepsize_controller=ctrl, save=_SaveShape(self.save.n),
                                    dt0=None if self.dt0 is None else 1.0)  # every other field as it is
 
@@ -142,7 +153,8 @@ class Integration(AbstractOptions):
         """The step-size controller with its traced tolerances put back."""
         ctrl = self.stepsize_controller
         if "tol" in runtime:
-            ctrl = eqx.tree_at(lambda c: (c.rtol, c.atol), ctrl, (runtime["tol"][0], runtime["tol"][1]))
+            pid = _pid(ctrl)
+            ctrl = eqx.tree_at(lambda c: (pid(c).rtol, pid(c).atol), ctrl, (runtime["tol"][0], runtime["tol"][1]))
         return ctrl
 
 

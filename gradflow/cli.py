@@ -82,7 +82,12 @@ def _parser():
     acc.add_argument("--solvers", default="euler,heun,bosh3,tsit5,dopri5,dopri8",
                      help="comma-separated solver names (default euler,heun,bosh3,tsit5,dopri5,dopri8)")
     acc.add_argument("--rtols", default="1e-3,1e-4,1e-5,1e-6,1e-7,1e-8", help="tolerances of the adaptive solvers")
-    acc.add_argument("--steps", default="100,300,1000,3000", help="numbers of fixed steps (Euler, Heun, Midpoint)")
+    acc.add_argument("--steps", default="100,300,1000,3000",
+                     help="numbers of fixed steps, for solvers without an error estimate (euler); the adaptive "
+                          "ones (heun, midpoint, bosh3, tsit5, …) run at --rtols")
+    acc.add_argument("--numruns", type=int, default=5, help="warm timed runs per row, after the compiling one")
+    acc.add_argument("--measure", default="linf", choices=("linf", "l2", "final"),
+                     help="error over the save times: max (linf, default), RMS (l2), or at t1 only (final)")
     acc.add_argument("--seeds", type=int, default=2)
     acc.add_argument("--t1", type=float, default=None, help="final flow time (default: the problem's)")
     acc.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a problem field")
@@ -256,7 +261,8 @@ _RUN_OPTIONS = {
 }
 _GRID_OPTIONS = {"n": "--save-n", "t_min": "--t-min"}
 _FLOW_OPTIONS = {"eps": "--eps", "a": "--adam-a", "b": "--adam-b", "rates": "--rate"}
-_BENCH_OPTIONS = {"seeds": "--seeds", "t1": "--t1", "tolerances": "--rtols", "step_sizes": "--steps"}
+_BENCH_OPTIONS = {"seeds": "--seeds", "t1": "--t1", "tolerances": "--rtols", "step_sizes": "--steps",
+                  "numruns": "--numruns", "measure": "--measure"}
 """The library's argument names, as its messages quote them (`name`), → the options that set them."""
 
 
@@ -321,7 +327,7 @@ def cmd_bench(args):
           f"{'float32' if args.x32 else 'float64'}; the reference first", flush=True)
     with _refused(_BENCH_OPTIONS):  # work_precision checks its arguments before it solves anything
         table = work_precision(problem, solvers=solvers, tolerances=rtols, step_sizes=[t1 / n for n in steps],
-                               t1=t1, seeds=args.seeds, progress=True)
+                               t1=t1, seeds=args.seeds, progress=True, numruns=args.numruns, measure=args.measure)
     out.mkdir(parents=True, exist_ok=True)
     table.save(out / "work_precision.json")
     (out / "work_precision.txt").write_text(str(table) + "\n" + table.meta["reference"] + "\n")
@@ -649,6 +655,15 @@ def cmd_plot(args):
     from .plot import save_figures
     from .problems import figures as problem_figures
 
+    bench = Path(args.directory) / "work_precision.json"
+    if bench.exists():  # a `gradflow bench accuracy` directory: its table, redrawn
+        from .accuracy import Table
+        from .plot import work_precision as draw
+
+        path = Path(args.directory) / "work_precision.png"
+        draw(Table.load(bench)).savefig(path, dpi=110)
+        print(path)
+        return 0
     try:
         run = load(args.directory, problem=_problem_class(args.problem, args.path))
     except (ValueError, TypeError) as e:

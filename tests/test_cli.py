@@ -175,13 +175,17 @@ def test_set_fields_of_several_types_in_a_run(tmp_path):
 def test_bench_accuracy_writes_table_and_figure(tmp_path, capsys):
     out = tmp_path / "acc"
     code = cli.main(["bench", "accuracy", "--problem", "least-squares", "--solvers", "tsit5,euler", "--rtols",
-                     "1e-4,1e-7", "--steps", "20", "--seeds", "1", "--t1", "2", "--out", str(out)])
+                     "1e-4,1e-7", "--steps", "20", "--seeds", "1", "--t1", "2", "--numruns", "2", "--out", str(out)])
     assert code == 0
     table = json.loads((out / "work_precision.json").read_text())
     errors = {(r["solver"], r["rtol"]): r["param error"] for r in table["rows"] if r["solver"] == "Tsit5"}
     assert errors[("Tsit5", 1e-7)] < errors[("Tsit5", 1e-4)]
     assert table["meta"]["reference verified"] and (out / "work_precision.png").is_file()
     assert "closed-form" in capsys.readouterr().out
+    assert table["meta"]["numruns"] == 2 and table["meta"]["measure"] == "linf"
+    # Found: `gradflow plot` on a bench directory said its save "did not finish".
+    (out / "work_precision.png").unlink()
+    assert cli.main(["plot", str(out)]) == 0 and (out / "work_precision.png").is_file()
 
 
 @pytest.mark.parametrize(
@@ -190,6 +194,7 @@ def test_bench_accuracy_writes_table_and_figure(tmp_path, capsys):
         (["bench", "accuracy", "--solvers", "rk99"], "unknown"),
         (["bench", "accuracy", "--rtols", "-1"], "numbers > 0"),
         (["bench", "accuracy", "--steps", "ten"], "comma-separated"),
+        (["bench", "accuracy", "--numruns", "0"], "--numruns"),
         (["bench"], "bench"),
     ],
 )

@@ -9,5 +9,13 @@ from ._measure import (
     invariant_drift as invariant_drift,
     work_precision as work_precision,
 )
-from ._reference import Recast as Recast, Reference as Reference, recast as recast, obs_error as obs_error, param_error as param_error, reference as reference
+from ._errors import MEASURES as MEASURES, SCALES as SCALES, TrackParams as TrackParams, trajectory_error as trajectory_error
+from ._reference import (
+    Recast as Recast,
+    Reference as Reference,
+    obs_error as obs_error,
+    param_error as param_error,
+    recast as recast,
+    reference as reference,
+)
 from ._table import Table as Table

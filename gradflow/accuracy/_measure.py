@@ -1,21 +1,25 @@
 """Work-precision, convergence order, the flow–optimiser gap and invariant drift."""
 
 import math
+from collections import Counter
 
 import diffrax as dfx
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 from tqdm import tqdm
 
-from .._devices import keys_from_record
+from .._config import environment, module_config
+from .._devices import keys_from_record, seeds_to_keys
 from .._flows import AbstractFlow, GradientFlow
 from .._grids import AbstractGrid, LinearGrid, _check_t1
 from .._optim import Optimizer
-from .._simulate import simulate
+from .._simulate import check_problem, simulate
 from .._train import train
-from ._reference import Reference, obs_error, param_error, reference
+from ._errors import TrackParams, check_measure, describe, minimiser_distance, trajectory_error
+from ._reference import Reference, param_error, reference
 from ._table import Table
 
 
@@ -52,117 +56,350 @@ def _get_reference(problem, flow, t1, seeds, save, ref, *, final_only=False):
     if final_only:  # only the state at t1 is compared
         if not np.isclose(ref.run.ts[-1], t1):
             raise ValueError(f"`reference` ends at t = {ref.run.ts[-1]:g}, not at t1 = {t1:g}.")
-    elif not np.allclose(ref.run.ts, save.times(t1)):
-        raise ValueError("`reference` was saved at other times than `save` gives for this t1; build it with the same grid.")
+    else:
+        times = save.times(t1)
+        if ref.run.ts.shape != times.shape or not np.allclose(ref.run.ts, times):
+            raise ValueError(f"`reference` was saved at {len(ref.run.ts)} times ending at {ref.run.ts[-1]:g}; `save` "
+                             f"gives {len(times)} ending at {times[-1]:g} for t1 = {t1:g}: build the reference with "
+                             "the same grid and t1.")
+    if "params" not in ref.run.obs:
+        raise ValueError("`reference` has no parameters saved over time: build it with gradflow.accuracy.reference, "
+                         "which saves them.")
     return ref
 
 
-def _row(run, ref, norm):
-    err = param_error(run, ref.run, norm)
-    row = {"param error": float(np.max(err))}
+_GROWTH = 1e3  # a run whose ‖θ(t)‖ exceeds this multiple of the reference's largest is unstable
+_NEAR_REFERENCE = 10.0  # errors within this factor of the reference's own accuracy are not resolved
+
+
+def _check_number(name, value, *, low=0.0, high=math.inf, integer=False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and low < value < high and (not integer or float(value).is_integer())
+    if not ok:
+        kind = "an integer" if integer else "a finite number"
+        bound = f"> {low:g}" + (f" and < {high:g}" if math.isfinite(high) else "")
+        raise ValueError(f"`{name}` must be {kind} {bound}; got {value!r}.")
+    return int(value) if integer else float(value)
+
+
+def _failures(run, ref) -> tuple[np.ndarray, str]:
+    """Per-seed failure mask and the reasons, grouped: the run's own status
+    (max_steps, non-finite, step collapse) and instability that a fixed-step
+    solver does not report (‖θ(t)‖ beyond `_GROWTH` × the reference's largest)."""
+    failed = ~run.ok
+    reasons = [m for m, f in zip(run.messages, failed) if f]
+    params = np.asarray(run.obs["params"], dtype=float)
+    size = np.linalg.norm(np.nan_to_num(params, nan=0.0, posinf=np.inf), axis=2).max(axis=1)
+    bound = _GROWTH * np.linalg.norm(np.asarray(ref.obs["params"], dtype=float), axis=2).max(axis=1)
+    unstable = ~failed & ~(size <= bound)
+    counts = Counter(reasons)
+    if unstable.any():
+        counts[f"unstable: ‖θ(t)‖ reached up to {np.max(size[unstable]):.2g} (> {_GROWTH:g}× the reference's "
+               "largest)"] = int(unstable.sum())
+    return failed | unstable, "; ".join(f"{n}× {r}" if n > 1 else r for r, n in counts.items())
+
+
+def _errors(run, ref, problem, measure, scale, norm, distance):
+    """{column: per-seed errors}: the parameters and every observable."""
+    out = {}
     for name in run.obs:
-        row[f"{name} error"] = float(np.max(obs_error(run, ref.run, name)))
-    row.update({
-        "steps": float(np.mean(run.stats["steps"])),
-        "rejected": float(np.mean(run.stats["rejected"])),
-        "gradient evaluations": float(np.mean(run.stats["gradient_evaluations"])),
-        "wall s": float(run.stats["wall_time"]),
-        "compile s": float(run.stats["compile_time"]),
-        "failed": int((~run.ok).sum()),
-    })
-    if row["failed"]:
-        row["param error"] = np.nan  # a failed seed has no final parameters at t1
-    return row
+        is_params = name == "params"
+        use = scale if (is_params or scale != "minimiser") else "relative"  # θ* is about parameters
+        out["param error" if is_params else f"{name} error"] = trajectory_error(
+            run.obs[name], ref.obs[name], measure=measure, scale=use, norm=norm,
+            distance=distance if is_params else None)
+    return out
 
 
-def work_precision(problem, flow: AbstractFlow = GradientFlow(), *, solvers, tolerances=(1e-3, 1e-4, 1e-5, 1e-6),
-                   step_sizes=None, t1, seeds=1, save: AbstractGrid = LinearGrid(n=21), reference=None,
-                   norm: str = "l2", atol_ratio: float = 1e-2, max_steps: int = 200_000,
-                   progress: bool = False) -> Table:
-    """Error against a reference, and its cost, for each solver × tolerance.
+def _timed(call, numruns):
+    """The first call (compile and warm-up, reported as cold) and `numruns` warm
+    calls: (first run, cold s, compile s, warm wall times)."""
+    first = call()
+    walls = [float(call().stats["wall_time"]) for _ in range(numruns)]
+    return first, float(first.stats["wall_time"]) + float(first.stats["compile_time"]), \
+        float(first.stats["compile_time"]), np.asarray(walls)
 
-    Adaptive solvers run with `diffrax.PIDController(rtol, atol=rtol·atol_ratio)`
-    for each rtol in `tolerances`; solvers without an error estimate (Euler,
-    ...) run with `ConstantStepSize` at each of `step_sizes` (required then).
-    One row per run: `param error` (max over seeds of the relative distance of
-    the final parameters, `norm` "l2" or "max"), `NAME error` for every
-    observable (max over save times and seeds, relative to the reference's
-    largest value), mean steps, rejected steps and gradient evaluations per
-    seed, wall time (compilation excluded and given separately), failed seeds.
-    `reference` defaults to `gradflow.accuracy.reference(...)` with the same
-    `save` grid; its description is in `table.meta`.
+
+def _setups(solvers, setups):
+    """Named setups (DiffEqDevTools' `setups`): each a solver with its own
+    controller template and options."""
+    out = [{"name": type(s).__name__, "solver": s} for s in (solvers or [])]
+    for setup in setups or []:
+        if not isinstance(setup, dict) or "solver" not in setup:
+            raise ValueError("each of `setups` must be a dict with at least 'solver', and optionally 'name', "
+                             "'controller' (a PIDController template: its rtol/atol are replaced per tolerance) "
+                             f"and 'step_aligned'; got {setup!r}.")
+        unknown = sorted(set(setup) - {"name", "solver", "controller", "step_aligned"})
+        if unknown:
+            raise ValueError(f"`setups` entry {setup.get('name', '?')!r} has unknown keys {unknown}.")
+        out.append({"name": setup.get("name", type(setup["solver"]).__name__), **setup})
+    if not out:
+        raise ValueError("give `solvers` (a list of diffrax solvers) or `setups` (a list of dicts).")
+    for setup in out:
+        if not isinstance(setup["solver"], dfx.AbstractSolver):
+            raise TypeError(f"setup {setup['name']!r}: the solver must be a diffrax solver such as diffrax.Tsit5(); "
+                            f"got {type(setup['solver']).__name__}.")
+        ctrl = setup.get("controller")
+        if ctrl is not None and not isinstance(ctrl, dfx.PIDController):
+            raise TypeError(f"setup {setup['name']!r}: 'controller' must be a diffrax.PIDController template; got "
+                            f"{type(ctrl).__name__}.")
+    names = [s["name"] for s in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"setup names must be distinct; got {names}.")
+    return out
+
+
+def _preflight_memory(problem, flow, setups, seeds):
+    """Refuse, before solving, an implicit solver whose dense Jacobians would not
+    fit: diffrax's implicit solvers form the full Jacobian of the state (n², in
+    the state's precision) and factor it, about three such matrices per seed."""
+    implicit = [s["name"] for s in setups if isinstance(s["solver"], dfx.AbstractImplicitSolver)]
+    if not implicit:
+        return
+    _, params = check_problem(problem, flow)
+    n = sum(int(np.prod(x.shape)) for x in jtu.tree_leaves(params))
+    n_state = n * (3 if type(flow).__name__ == "AdamFlow" else 1)
+    itemsize = 8 if jax.config.jax_enable_x64 else 4
+    need = 3 * n_state**2 * itemsize * (seeds if jax.default_backend() != "cpu" else 1)
+    have = _memory_available()
+    if have is not None and need > 0.5 * have:
+        raise MemoryError(
+            f"{', '.join(implicit)} would form dense {n_state:,} × {n_state:,} Jacobians: about {need / 2**30:.1f} GiB, "
+            f"more than half of the {have / 2**30:.1f} GiB available. Use an explicit solver (Tsit5, Dopri8) for "
+            "this problem, or a smaller problem for the implicit one.")
+
+
+def _memory_available():
+    device = jax.devices()[0]
+    try:
+        stats = device.memory_stats()
+        if stats and "bytes_limit" in stats:
+            return stats["bytes_limit"]
+    except Exception:  # noqa: BLE001 - a backend without memory stats
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def work_precision(problem, flow: AbstractFlow = GradientFlow(), *, solvers=None, setups=None,
+                   tolerances=(1e-3, 1e-4, 1e-5, 1e-6), step_sizes=None, t1, seeds=1,
+                   save: AbstractGrid = LinearGrid(n=21), reference=None, measure: str = "linf",
+                   scale: str = "relative", norm: str = "l2", atol_ratio: float = 1e-2, max_steps: int = 200_000,
+                   numruns: int = 5, progress: bool = False) -> Table:
+    """Error against a reference, and its cost, for each setup × tolerance.
+
+    **Arguments:**
+
+    - `solvers`: diffrax solvers, each a setup named by its class; and/or
+      `setups`: dicts (as DiffEqDevTools' setups) with "solver", optional
+      "name", "controller" (a `diffrax.PIDController` template: its PID
+      coefficients, `dtmax` … are kept and its rtol/atol set per tolerance) and
+      "step_aligned" (True: steps end on every save time, `step_ts`, so the
+      observables carry no dense-output interpolation error).
+    - `tolerances`: rtols in (0, 1) for adaptive setups (atol = rtol·`atol_ratio`);
+      `step_sizes`: fixed steps for solvers without an error estimate.
+    - `measure`, `scale`, `norm`: the error measure (see
+      `gradflow.accuracy.trajectory_error`): by default the max over the save
+      times of the relative 2-norm error, so a flow contracting to its
+      minimiser cannot hide an error made along the way. Observables saved
+      between steps include the solver's interpolation error unless the setup
+      is step aligned.
+    - `numruns`: warm timed runs per row after the first (compiling) call.
+
+    One row per run, with per-seed errors reduced to the max and the median
+    over seeds, mean steps, rejected steps and gradient evaluations per seed,
+    warm wall time (median, min and max of `numruns`; per seed too), the cold
+    first call (compile included) and the compile alone, failed seeds and
+    their reasons (status, or a fixed-step run whose parameters grew beyond
+    1000× the reference's), and a note where an error is within 10× of the
+    reference's own accuracy. A row with a failed seed has no error (NaN).
     """
     t1 = _check_t1(t1)
+    check_measure(measure, scale, norm)
     tolerances = _positive_list("tolerances", tolerances)
-    if norm not in ("l2", "max"):
-        raise ValueError(f"`norm` must be 'l2' or 'max'; got {norm!r}.")
-    solvers = list(solvers)
-    for s in solvers:
-        if not isinstance(s, dfx.AbstractSolver):
-            raise TypeError(f"`solvers` must hold diffrax solvers such as diffrax.Tsit5(); got {type(s).__name__}.")
-    fixed = [s for s in solvers if not _is_adaptive(s)]
+    for rtol in tolerances:
+        _check_number("tolerances", rtol, high=1.0)
+        if jax.config.jax_enable_x64 and rtol < 100 * np.finfo(np.float64).eps:
+            raise ValueError(f"`tolerances` holds {rtol:g}, below 100 × float64's machine epsilon "
+                             f"({100 * np.finfo(np.float64).eps:.1e}): no solver can meet it (the steps would "
+                             "shrink until max_steps).")
+    _check_number("atol_ratio", atol_ratio)
+    numruns = _check_number("numruns", numruns, low=0.5, integer=True)
+    max_steps = _check_number("max_steps", max_steps, low=0.5, integer=True)
+    setups = _setups(solvers, setups)
+    fixed = [s for s in setups if not _is_adaptive(s["solver"])]
     if fixed and step_sizes is None:
-        raise ValueError(f"{', '.join(_name(s) for s in fixed)} have no error estimate: give `step_sizes` for them.")
+        raise ValueError(f"{', '.join(s['name'] for s in fixed)} have no error estimate: give `step_sizes` for them.")
     if step_sizes is not None:
         step_sizes = _positive_list("step_sizes", step_sizes)
-    ref = _get_reference(problem, flow, t1, seeds, save, reference)
-    jobs = [(s, "rtol", r) for s in solvers if _is_adaptive(s) for r in tolerances]
+    _preflight_memory(problem, flow, setups, seeds_to_keys(seeds)[0].shape[0])
+    tracked = problem if isinstance(problem, TrackParams) else TrackParams(problem)
+    ref = _get_reference(tracked, flow, t1, seeds, save, reference)
+    distance = minimiser_distance(tracked, ref.run, norm) if scale == "minimiser" else None
+    if scale == "minimiser" and not tracked.has_minimiser:
+        raise ValueError(f"scale='minimiser': {type(problem).__name__} has no `minimiser(data)`.")
+    ref_accuracy = ref.accuracy
+    jobs = [(s, "rtol", r) for s in setups if _is_adaptive(s["solver"]) for r in tolerances]
     jobs += [(s, "dt", h) for s in fixed for h in step_sizes]
     rows = []
-    for solver, kind, value in tqdm(jobs, desc="work-precision", disable=not progress):
+    for setup, kind, value in tqdm(jobs, desc="work-precision", disable=not progress):
+        row = {"setup": setup["name"], "solver": type(setup["solver"]).__name__,
+               "rtol": value if kind == "rtol" else np.nan, "dt": value if kind == "dt" else np.nan}
         if kind == "rtol":
-            ctrl, dt0 = dfx.PIDController(rtol=value, atol=value * atol_ratio), None
+            template = setup.get("controller") or dfx.PIDController(rtol=1.0, atol=1.0)
+            ctrl, dt0 = eqx.tree_at(lambda c: (c.rtol, c.atol), template, (value, value * atol_ratio)), None
+            if setup.get("step_aligned"):  # a step ends on every save time: no interpolation
+                ctrl = dfx.ClipStepSizeController(ctrl, step_ts=jnp.asarray(save.times(t1)))
         else:
             ctrl, dt0 = dfx.ConstantStepSize(), value
             if t1 / value > max_steps:
-                rows.append({"solver": _name(solver), "rtol": np.nan, "dt": value, "failed": -1,
-                             "skipped": f"t1/dt = {t1 / value:.3g} steps > max_steps"})
+                rows.append({**row, "failed": -1, "reason": f"skipped: t1/dt = {t1 / value:.3g} steps > max_steps"})
                 continue
-        run = simulate(problem, flow, t1=t1, seeds=seeds, save=save, solver=solver, stepsize_controller=ctrl,
-                       dt0=dt0, max_steps=max_steps)
-        rows.append({"solver": _name(solver), "rtol": value if kind == "rtol" else np.nan,
-                     "dt": value if kind == "dt" else np.nan, **_row(run, ref, norm)})
-    meta = {"reference": str(ref), "reference verified": ref.verified, "t1": t1, "norm": norm,
-            "problem": type(problem).__name__, "flow": flow.config(), "x64": bool(jax.config.jax_enable_x64)}
-    return Table(f"work-precision: {type(problem).__name__}, t1 = {t1:g}", rows, meta)
+
+        def call(solver=setup["solver"], ctrl=ctrl, dt0=dt0):
+            return simulate(tracked, flow, t1=t1, seeds=seeds, save=save, solver=solver, stepsize_controller=ctrl,
+                            dt0=dt0, max_steps=max_steps)
+
+        run, cold, compile_s, walls = _timed(call, numruns)
+        failed, reason = _failures(run, ref.run)
+        for column, errors in _errors(run, ref.run, tracked, measure, scale, norm, distance).items():
+            row[column] = np.nan if failed.any() else float(np.max(errors))
+            row[f"{column} median"] = np.nan if failed.any() else float(np.median(errors))
+        row.update({
+            "steps": float(np.mean(run.stats["steps"])),
+            "rejected": float(np.mean(run.stats["rejected"])),
+            "gradient evaluations": float(np.mean(run.stats["gradient_evaluations"])),
+            "wall s": float(np.median(walls)), "wall s min": float(walls.min()), "wall s max": float(walls.max()),
+            "wall s per seed": float(np.median(walls)) / run.n_seeds,
+            "cold s": cold, "compile s": compile_s,
+            "failed": int(failed.sum()), "reason": reason,
+        })
+        if ref_accuracy > 0 and row["param error"] < _NEAR_REFERENCE * ref_accuracy:
+            row["note"] = f"within {_NEAR_REFERENCE:g}× of the reference's accuracy ({ref_accuracy:.1e}): not resolved"
+        rows.append(row)
+    meta = _study_meta(problem, flow, ref, t1, seeds, save, measure, scale, norm)
+    meta.update({"tolerances": tolerances, "atol ratio": atol_ratio, "step sizes": step_sizes, "numruns": numruns,
+                 "max steps": max_steps, "setups": [{k: (v if k in ("name", "step_aligned") else repr(v))
+                                                     for k, v in s.items()} for s in setups]})
+    near = [r for r in rows if "note" in r]
+    if near:
+        meta["warning"] = (f"{len(near)} row(s) are within {_NEAR_REFERENCE:g}× of the reference's accuracy "
+                           f"({ref_accuracy:.1e}): tighten the reference before reading them.")
+    return Table(f"work-precision: {type(problem).__name__}, t1 = {t1:g} ({describe(measure, scale, norm)})",
+                 rows, meta)
 
 
-def fit_order(step_sizes, errors) -> dict:
-    """Least-squares slope of log(error) against log(step) with its standard
-    error and a 95% confidence interval (normal approximation)."""
-    h, e = np.log(np.asarray(step_sizes, float)), np.log(np.asarray(errors, float))
-    if h.size < 3:
-        slope = float(np.polyfit(h, e, 1)[0])
-        return {"order": slope, "stderr": np.nan, "ci95": (np.nan, np.nan)}
-    (slope, _), cov = np.polyfit(h, e, 1, cov=True)
-    se = float(np.sqrt(cov[0, 0]))
-    return {"order": float(slope), "stderr": se, "ci95": (float(slope - 1.96 * se), float(slope + 1.96 * se))}
+def _study_meta(problem, flow, ref, t1, seeds, save, measure, scale, norm) -> dict:
+    """What a saved study must say about itself: problem, flow, seeds, grid,
+    measure, reference, precision, versions and machine."""
+    return {"reference": str(ref), "reference verified": ref.verified, "reference accuracy": ref.accuracy,
+            "t1": t1, "seeds": seeds_to_keys(seeds)[1], "save": module_config(save),
+            "measure": measure, "scale": scale, "norm": norm, "error": describe(measure, scale, norm),
+            "problem": module_config(problem), "flow": flow.config(),
+            "precision": "float64" if jax.config.jax_enable_x64 else "float32",
+            "environment": environment()}
+
+
+_FLOOR = 100 * np.finfo(np.float64).eps  # relative errors below this are round-off, not the method's
+
+
+def fit_order(step_sizes, errors, *, floor: float = 0.0) -> dict:
+    """The slope of log(error) against log(step): the order.
+
+    Points whose error is below `floor` (round-off, or a margin above the
+    reference's own accuracy) or not finite are excluded and listed in
+    "excluded". The fit is least squares over the rest; its 95% interval uses
+    Student's t with n − 2 degrees of freedom (1.96 is the large-n limit: at 3
+    points the factor is 12.7). "local" holds the order between each pair of
+    consecutive points, log(e_i/e_{i+1}) / log(h_i/h_{i+1})."""
+    from scipy import stats
+
+    h, e = np.asarray(step_sizes, float), np.asarray(errors, float)
+    order = np.argsort(h)[::-1]
+    h, e = h[order], e[order]
+    keep = np.isfinite(e) & (e > max(floor, 0.0))
+    excluded = [{"step": float(x), "error": float(y), "why": "not finite" if not np.isfinite(y) else
+                 f"below the floor {floor:.1e}"} for x, y, k in zip(h, e, keep) if not k]
+    h, e = h[keep], e[keep]
+    local = [float(np.log(e[i] / e[i + 1]) / np.log(h[i] / h[i + 1])) for i in range(len(h) - 1)]
+    out = {"order": np.nan, "stderr": np.nan, "ci95": (np.nan, np.nan), "points": int(len(h)), "local": local,
+           "excluded": excluded}
+    if len(h) < 2:
+        return out
+    x, y = np.log(h), np.log(e)
+    if len(h) == 2:
+        out["order"] = float((y[0] - y[1]) / (x[0] - x[1]))
+        return out
+    coeffs = np.polyfit(x, y, 1)
+    slope, resid = coeffs[0], y - np.polyval(coeffs, x)
+    dof = len(h) - 2
+    se = float(np.sqrt(np.sum(resid**2) / dof / np.sum((x - x.mean()) ** 2)))
+    q = float(stats.t.ppf(0.975, dof))
+    out.update({"order": float(slope), "stderr": se, "ci95": (float(slope - q * se), float(slope + q * se)),
+                "t quantile": q})
+    return out
+
+
+def _aligned_grid(step_counts) -> LinearGrid:
+    """The linear grid with the most intervals (≤ 20) that divide every step count."""
+    common = math.gcd(*step_counts)
+    return LinearGrid(n=1 + max(d for d in range(1, 21) if common % d == 0))
 
 
 def convergence_order(problem, solver, step_sizes, *, t1, seeds=1, flow: AbstractFlow = GradientFlow(),
-                      reference=None, norm: str = "l2") -> Table:
-    """The order of a fixed-step `solver`: the final-parameter error against the
-    reference at each of `step_sizes` (each must divide `t1`), and the fitted
-    slope of log(error) against log(step). `table.meta` holds "order", its
-    "stderr" and "ci95". Choose steps where the error stays well above
-    round-off (~1e-13 in float64): below it the slope flattens."""
+                      reference=None, measure: str = "linf", norm: str = "l2", save: AbstractGrid | None = None,
+                      floor_margin: float = 10.0) -> Table:
+    """The order of a fixed-step `solver`: its error against the reference at
+    each of `step_sizes` (each must divide `t1`), and the fitted slope of
+    log(error) against log(step) (see `fit_order`).
+
+    The error is `measure` over the save times (default: the max, so the
+    contraction of a gradient flow cannot hide the error made on the way; the
+    save times should be whole multiples of every step, as the
+    default grid is: up to 21 equally spaced times, each a whole number of
+    every step, so no error of the solver's interpolation enters). Points within `floor_margin` × the
+    floor — float64 round-off (100 ε) or the reference's own accuracy, the
+    larger — are excluded and reported in `table.meta["excluded"]`; the local
+    orders between consecutive steps are in each row."""
     t1 = _check_t1(t1)
+    check_measure(measure, "relative", norm)
     step_sizes = _positive_list("step_sizes", step_sizes)
     if len(step_sizes) < 2:
         raise ValueError("`step_sizes` needs at least two steps to fit an order (three for a confidence interval).")
+    _check_number("floor_margin", floor_margin)
     _check_divides(t1, step_sizes, "step size {h:g} does not divide t1 = {t1:g}; choose t1/n.")
-    save = LinearGrid(n=2)
-    ref = _get_reference(problem, flow, t1, seeds, save, reference, final_only=True)
+    if save is None:
+        save = _aligned_grid([int(round(t1 / h)) for h in step_sizes])
+    tracked = problem if isinstance(problem, TrackParams) else TrackParams(problem)
+    ref = _get_reference(tracked, flow, t1, seeds, save, reference)
     rows = []
     max_steps = int(round(t1 / min(step_sizes))) + 10  # one bound for the ladder: one compile (dt0 is runtime)
     for h in step_sizes:
-        run = simulate(problem, flow, t1=t1, seeds=seeds, save=save, solver=solver,
+        run = simulate(tracked, flow, t1=t1, seeds=seeds, save=save, solver=solver,
                        stepsize_controller=dfx.ConstantStepSize(), dt0=h, max_steps=max_steps)
+        failed, reason = _failures(run, ref.run)
+        errors = trajectory_error(run.obs["params"], ref.run.obs["params"], measure=measure, norm=norm)
         rows.append({"solver": _name(solver), "dt": h, "steps": int(round(t1 / h)),
-                     "param error": float(np.max(param_error(run, ref.run, norm)))})
-    fit = fit_order([r["dt"] for r in rows], [r["param error"] for r in rows])
-    meta = {"reference": str(ref), **fit, "t1": t1}
-    return Table(f"convergence order of {_name(solver)}: {fit['order']:.2f} ± {fit['stderr']:.2f}", rows, meta)
+                     "param error": np.nan if failed.any() else float(np.max(errors)),
+                     "param error median": np.nan if failed.any() else float(np.median(errors)),
+                     "failed": int(failed.sum()), "reason": reason})
+    rows.sort(key=lambda r: -r["dt"])
+    floor = floor_margin * max(_FLOOR, ref.accuracy)
+    fit = fit_order([r["dt"] for r in rows], [r["param error"] for r in rows], floor=floor)
+    kept = [r for r in rows if np.isfinite(r["param error"]) and r["param error"] > floor]
+    for r, local in zip(kept[1:], fit["local"]):
+        r["local order"] = local
+    meta = {**_study_meta(problem, flow, ref, t1, seeds, save, measure, "relative", norm), **fit, "floor": floor}
+    if fit["excluded"]:
+        meta["note"] = (f"{len(fit['excluded'])} point(s) excluded: at or below {floor:.1e} ({floor_margin:g}× "
+                        "round-off or the reference's accuracy), where the slope is no longer the method's.")
+    ci = fit["ci95"]
+    return Table(f"convergence order of {_name(solver)}: {fit['order']:.2f} (95% CI [{ci[0]:.2f}, {ci[1]:.2f}], "
+                 f"{fit['points']} points; {describe(measure, 'relative', norm)})", rows, meta)
 
 
 def flow_gap(problem, optimizer_factory, learning_rates, *, flow: AbstractFlow = GradientFlow(), t1, seeds=1,

@@ -18,6 +18,7 @@ from .._grids import AbstractGrid, LinearGrid, _check_t1
 from .._problem import AbstractProblem
 from .._run import Run
 from .._simulate import check_problem, simulate
+from ._errors import TrackParams, trajectory_error
 
 
 @dataclasses.dataclass
@@ -38,6 +39,15 @@ class Reference:
     agreement: dict
     tolerance: float
     description: str
+
+    @property
+    def accuracy(self) -> float:
+        """How far the reference itself can be trusted, relative: 0 for a closed
+        form; for a solve, its disagreement with the check solve (parameters at
+        t1 and along the trajectory)."""
+        if self.kind == "exact":
+            return 0.0
+        return float(max(self.agreement["params"], self.agreement.get("params over time", 0.0)))
 
     @property
     def verified(self) -> bool:
@@ -123,6 +133,10 @@ def reference(problem, flow: AbstractFlow = GradientFlow(), *, t1, seeds=1, save
     """
     check_problem(problem, flow)
     t1 = _check_t1(t1)
+    if not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and 0 < tolerance < 1):
+        raise ValueError(f"`tolerance` (the agreement a verified reference needs) must be in (0, 1); got {tolerance!r}.")
+    if not isinstance(problem, TrackParams):  # parameters saved along the way: errors over time
+        problem = TrackParams(problem)
     if not isinstance(save, AbstractGrid):
         raise TypeError(f"`save` must be a gradflow grid such as gradflow.LinearGrid(n=21); got {type(save).__name__}.")
     unit_gradient_flow = isinstance(flow, GradientFlow) and not flow.rates
@@ -134,8 +148,8 @@ def reference(problem, flow: AbstractFlow = GradientFlow(), *, t1, seeds=1, save
         if not unit_gradient_flow:
             raise ValueError("`exact=True` needs the unit-rate GradientFlow() (the closed form is for that flow).")
         return Reference(_exact_run(problem, t1, seeds, save), "exact", {}, tolerance, "closed-form solution")
-    if not (isinstance(rtol, (int, float)) and rtol > 0):
-        raise ValueError(f"`rtol` must be a number > 0; got {rtol!r}.")
+    if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
+        raise ValueError(f"`rtol` must be a number in (0, 1); got {rtol!r}.")
     if not jax.config.jax_enable_x64 and rtol < 1e-6:
         warnings.warn(f"reference at rtol {rtol:g} in float32 cannot converge: enable jax_enable_x64.", stacklevel=2)
     solver = solver or dfx.Dopri8()
@@ -155,7 +169,8 @@ def reference(problem, flow: AbstractFlow = GradientFlow(), *, t1, seeds=1, save
     # Observables are compared relative to max(|value|, 1): quantities that sit at
     # round-off level throughout (invariant drift, say) must not fail the check.
     agreement = {"params": float(np.max(param_error(run, check))),
-                 "obs": {name: float(np.max(_abs_floor_error(run, check, name))) for name in run.obs}}
+                 "params over time": float(np.max(trajectory_error(run.obs["params"], check.obs["params"]))),
+                 "obs": {name: float(np.max(_abs_floor_error(run, check, name))) for name in run.obs if name != "params"}}
     desc = (f"{type(solver).__name__} rtol {rtol:g}, checked against {type(check_solver).__name__} "
             f"rtol {check_rtol:g}")
     ref = Reference(run, "solve", agreement, tolerance, desc)

@@ -13,7 +13,7 @@ def _jsonable(value):
         return int(value)
     if isinstance(value, (float, np.floating)):
         v = float(value)
-        return v if math.isfinite(v) else repr(v)
+        return v if math.isfinite(v) else None  # JSON has no NaN/Inf: a real null
     if isinstance(value, np.ndarray):
         return [_jsonable(v) for v in value.tolist()]
     if isinstance(value, dict):
@@ -52,7 +52,8 @@ class Table:
         return cols
 
     def column(self, name) -> np.ndarray:
-        return np.array([row.get(name, np.nan) for row in self.rows])
+        values = [row.get(name, np.nan) for row in self.rows]
+        return np.array([np.nan if v is None else v for v in values])
 
     def where(self, **equal) -> "Table":
         """The rows whose values equal those given, e.g. `table.where(solver="Tsit5")`."""
@@ -81,5 +82,7 @@ class Table:
 
     @classmethod
     def load(cls, path) -> "Table":
+        """A saved table; its nulls (a failed or skipped run's errors) read back as NaN."""
         data = json.loads(Path(path).read_text())
-        return cls(data["title"], data["rows"], data.get("meta", {}))
+        rows = [{k: (np.nan if v is None else v) for k, v in row.items()} for row in data["rows"]]
+        return cls(data["title"], rows, data.get("meta", {}))
