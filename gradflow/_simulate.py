@@ -225,11 +225,11 @@ def simulate(
       `max_steps` still bounds each seed's total steps exactly (the last
       segment's budget is what is left of it). Progress (with `progress`) is a
       line per segment, after one saying when compilation ends.
-    - `conserved`: also save `drift/NAME`, the drift ‖c(t) − c(0)‖ / max(‖c(0)‖, 1)
-      (relative, or absolute where c(0) is small — e.g. 0 from a balanced
-      initialisation) of every quantity `problem.conserved` declares (exact invariants of the
-      unit-rate gradient flow: an accuracy check; see
-      `gradflow.accuracy.invariant_drift`).
+    - `conserved`: also save `drift/NAME`, the absolute drift ‖c(t) − c(0)‖ of
+      every quantity `problem.conserved` declares (exact invariants of the
+      unit-rate gradient flow: an accuracy check).
+      `gradflow.accuracy.invariant_drift` divides it by ‖c(0)‖ (relative drift),
+      and gives the absolute drift beside it.
 
     Every seed is solved with its own step sizes and result code; a seed that
     diverges, collapses its step size or runs out of steps is marked in

@@ -4,6 +4,7 @@ invariant drift — on least squares (closed form) and the linear network."""
 import json
 
 import diffrax as dfx
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -103,11 +104,43 @@ def test_invariant_drift_over_time():
                       stepsize_controller=dfx.PIDController(rtol=1e-10, atol=1e-12))
     table = invariant_drift(run)
     (row,) = table.rows
-    assert row["max drift over time"] < 1e-7  # conserved exactly by the flow; rtol 1e-10 keeps it ~1e-9
-    assert row["final drift max"] <= row["max drift over time"] + 1e-15
+    assert row["max drift over time"] < 1e-7 / row["‖c(0)‖ min"]
+    assert row["max absolute drift over time"] < 1e-7  # conserved exactly by the flow; rtol 1e-10 keeps it ~1e-9
+    assert row["final absolute drift max"] <= row["max absolute drift over time"] + 1e-15
     loose = gf.simulate(problem, t1=5.0, seeds=2, save=gf.LinearGrid(n=6), conserved=True, solver=dfx.Euler(),
                         stepsize_controller=dfx.ConstantStepSize(), dt0=0.05)
-    assert invariant_drift(loose).rows[0]["max drift over time"] > 100 * row["max drift over time"]
+    assert invariant_drift(loose).rows[0]["max absolute drift over time"] > 100 * row["max absolute drift over time"]
+
+
+class Product(gf.AbstractProblem):
+    """y ≈ u·v from a small start: the flow conserves u² − v² (−3e-4 by default)."""
+
+    u0: float = 0.01
+    v0: float = 0.02
+
+    def init(self, key):
+        return {"u": jnp.array(self.u0), "v": jnp.array(self.v0)}, {"y": jnp.array(1.0)}
+
+    def loss(self, model, data):
+        return 0.5 * (model["u"] * model["v"] - data["y"]) ** 2
+
+    def conserved(self, model, data):
+        return {"u2-v2": model["u"] ** 2 - model["v"] ** 2}
+
+
+def test_invariant_drift_is_relative_to_a_small_invariant():
+    """Found: dividing by max(‖c(0)‖, 1) reported 3.1e-8 where the relative drift was 4.1e-3."""
+    run = gf.simulate(Product(), t1=20.0, save=gf.LinearGrid(n=5), conserved=True, solver=dfx.Euler(),
+                      stepsize_controller=dfx.ConstantStepSize(), dt0=0.1)
+    (row,) = invariant_drift(run).rows
+    assert row["‖c(0)‖ min"] == pytest.approx(3e-4)
+    assert row["final drift max"] == pytest.approx(row["final absolute drift max"] / 3e-4)
+    assert row["final drift max"] > 1e-3 > row["final absolute drift max"]  # the old scale would report the latter
+    balanced = gf.simulate(Product(u0=0.01, v0=0.01), t1=20.0, save=gf.LinearGrid(n=5), conserved=True,
+                           solver=dfx.Euler(), stepsize_controller=dfx.ConstantStepSize(), dt0=0.1)
+    (row,) = invariant_drift(balanced).rows
+    assert row["‖c(0)‖ min"] == 0.0 and np.isnan(row["final drift max"])  # relative to 0: undefined, not hidden
+    assert row["final absolute drift max"] == 0.0  # u = v stays so: the absolute drift is the measure here
 
 
 def test_bad_arguments(ls_reference):
