@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["compare", "loss", "observable", "save_figures", "work_precision"]
+__all__ = ["compare", "error_profile", "loss", "observable", "save_figures", "work_precision"]
 
 _STYLES = ("-", "--", ":", "-.")
 _XSCALES = ("log", "symlog", "linear")
@@ -424,21 +424,32 @@ def save_figures(run, directory, *, max_figures=8) -> list[Path]:
     return paths
 
 
+def _finite(value) -> bool:
+    try:
+        return value is not None and bool(np.isfinite(float(value)))
+    except (TypeError, ValueError):
+        return False
+
+
 def work_precision(table, *, error="param error", axes=None, title=None):
     """A work-precision diagram of a `gradflow.accuracy.work_precision` table:
-    `error` against gradient evaluations (left) and against wall time (right),
-    log–log, one colour per solver and, where the table has a `precision`
-    column, one line style per precision (float64 solid, float32 dashed).
-    The legend is right of the panels. Returns the figure."""
+    `error` against gradient evaluations (left) and against warm wall time
+    (right: the median of the table's timed runs, with a bar from the fastest to
+    the slowest), log–log, one colour per solver (setup) and, where the table
+    has a `precision` column, one line style per precision (float64 solid,
+    float32 dashed). The y axis names the error measure (`table.meta["error"]`).
+    Failed runs (no error) are left out. Returns the figure."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullFormatter
 
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.2), constrained_layout=True)
     else:
         fig = axes[0].figure
-    rows = [r for r in table.rows if np.isfinite(r.get(error, np.nan)) and r.get(error, 0) > 0]
-    solvers = list(dict.fromkeys(r["solver"] for r in rows))
+    rows = [r for r in table.rows if _finite(r.get(error)) and float(r[error]) > 0]
+    name = lambda r: r.get("setup", r["solver"])  # noqa: E731
+    solvers = list(dict.fromkeys(name(r) for r in rows))
     precisions = list(dict.fromkeys(r["precision"] for r in rows if "precision" in r))
     styles = {p: ("--" if "32" in p else "-") for p in precisions}
     if len(set(styles.values())) < len(styles):  # other precisions than float32/float64
@@ -446,16 +457,31 @@ def work_precision(table, *, error="param error", axes=None, title=None):
     colours = [c for c, _ in _line_styles((len(solvers),), [(i,) for i in range(len(solvers))], "-")]
     for colour, solver in zip(colours, solvers):
         for precision in precisions or [None]:
-            sel = [r for r in rows if r["solver"] == solver and r.get("precision") == precision]
+            sel = [r for r in rows if name(r) == solver and r.get("precision") == precision]
             if not sel:
                 continue
-            for ax, x in zip(axes, ("gradient evaluations", "wall s")):
-                ax.loglog([r[x] for r in sel], [r[error] for r in sel], styles.get(precision, "-"), marker="o",
-                          markersize=4, color=colour, label=solver if precision is None else f"{solver} ({precision})")
-    for ax, x in zip(axes, ("gradient evaluations per seed", "wall time (s, compile excluded)")):
+            y = [float(r[error]) for r in sel]
+            style = styles.get(precision, "-")
+            axes[0].loglog([float(r["gradient evaluations"]) for r in sel], y, style, marker="o", markersize=4,
+                           color=colour)
+            wall = np.array([float(r["wall s"]) for r in sel])
+            if all(_finite(r.get("wall s min")) and _finite(r.get("wall s max")) for r in sel):
+                spread = [wall - [float(r["wall s min"]) for r in sel], [float(r["wall s max"]) for r in sel] - wall]
+            else:  # a table from before repeated timings
+                spread = None
+            axes[1].errorbar(wall, y, xerr=spread, fmt=style, marker="o", markersize=4, color=colour, capsize=2,
+                             elinewidth=0.8)
+            axes[1].set_xscale("log")
+            axes[1].set_yscale("log")
+    measure = table.meta.get("error")
+    ylabel = f"{error}\n({measure})" if measure else error
+    numruns = table.meta.get("numruns")
+    timing = f"warm wall time (s; median of {numruns}, min–max)" if numruns else "wall time (s, compile excluded)"
+    for ax, x in zip(axes, ("gradient evaluations per seed", timing)):
         ax.set_xlabel(x)
-        ax.set_ylabel(error)
+        ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels on a narrow log range overlapped
     handles = [Line2D([], [], color=c, marker="o", markersize=4, label=s) for c, s in zip(colours, solvers)]
     if len(precisions) > 1:
         handles += [Line2D([], [], color="k", linestyle=styles[p], label=p) for p in precisions]
@@ -464,3 +490,39 @@ def work_precision(table, *, error="param error", axes=None, title=None):
                         fontsize="small", frameon=False)
     fig.suptitle(title or table.title)
     return fig
+
+
+def error_profile(runs, reference, *, name="params", scale="relative", labels=None, ax=None):
+    """The error against the reference at each save time: one line per run
+    (max over seeds), log y. Where a final-time number hides the error made on
+    the way (a flow contracting to its minimiser), this shows when it was made.
+
+    **Arguments:**
+
+    - `runs`: runs of `gradflow.accuracy.TrackParams(problem)` (which save the
+      parameters as the observable "params"), or any runs with observable `name`.
+    - `reference`: a `gradflow.accuracy.Reference` (or its run) on the same grid.
+    - `name`: "params" or an observable; `scale`: "relative" (at each time) or
+      "absolute".
+    """
+    from .accuracy import pointwise_error
+
+    ref = getattr(reference, "run", reference)
+    if name not in ref.obs:
+        raise KeyError(f"the reference has no observable {name!r}; it has {sorted(ref.obs)}.")
+    ax = _axes(ax)
+    labels = labels or [f"run {i}" for i in range(len(runs))]
+    if len(labels) != len(runs):
+        raise ValueError(f"`labels` has {len(labels)} entries for {len(runs)} runs.")
+    for (colour, style), run, label in zip(_line_styles((len(runs),), [(i,) for i in range(len(runs))]), runs,
+                                           labels):
+        if name not in run.obs:
+            raise KeyError(f"run {label!r} has no observable {name!r}: simulate gradflow.accuracy.TrackParams(problem) "
+                           "to save the parameters.")
+        per_time = pointwise_error(run.obs[name], ref.obs[name], scale=scale)
+        ax.semilogy(run.ts, np.max(per_time, axis=0), linestyle=style, color=colour, marker=".", label=label)
+    ax.set_xlabel(_xlabel(runs))
+    ax.set_ylabel(f"{scale} error of {name} (max over seeds)")
+    ax.grid(True, which="both", alpha=0.3)
+    _legend(ax, "outside")
+    return ax

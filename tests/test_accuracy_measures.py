@@ -153,3 +153,30 @@ def test_a_weak_reference_is_flagged_on_the_rows_it_cannot_judge():
                            reference=weak, numruns=1)
     assert "note" not in table.rows[0] and "not resolved" in table.rows[1]["note"]
     assert "tighten the reference" in table.meta["warning"]
+
+
+def test_wall_time_panel_shows_median_with_min_max_bars_and_names_the_measure(euler):
+    fig = gf.plot.work_precision(euler["linf"])
+    left, right = fig.axes[:2]
+    assert "max over save times" in left.get_ylabel()
+    assert "median of 2" in right.get_xlabel()
+    (bars,) = [c for c in right.containers]  # one errorbar container: the stable Euler row (the other failed)
+    (x,), (y,) = bars.lines[0].get_data()
+    row = euler["linf"].rows[0]
+    assert x == row["wall s"] and y == row["param error"]
+    segments = bars.lines[2][0].get_segments()
+    assert segments[0][0][0] == pytest.approx(row["wall s min"]) and segments[0][1][0] == pytest.approx(row["wall s max"])
+
+
+def test_error_profile_draws_the_error_at_each_save_time(ref):
+    from gradflow.accuracy import TrackParams
+
+    run = gf.simulate(TrackParams(LS), t1=T1, seeds=2, save=SAVE, solver=dfx.Euler(),
+                      stepsize_controller=dfx.ConstantStepSize(), dt0=1.0)
+    ax = gf.plot.error_profile([run], ref, labels=["Euler dt = 1"])
+    (line,) = ax.get_lines()
+    t, err = line.get_data()
+    assert len(t) == len(SAVE.times(T1)) and err[0] < 1e-14  # the same start (the closed form at t = 0, to round-off)
+    assert err.max() > 100 * err[-1]  # made on the way, forgotten by t1 (the contraction)
+    with pytest.raises(KeyError, match="TrackParams"):
+        gf.plot.error_profile([gf.simulate(LS, t1=T1, seeds=2, save=SAVE)], ref)

@@ -9,7 +9,13 @@ from ._measure import (
     invariant_drift as invariant_drift,
     work_precision as work_precision,
 )
-from ._errors import MEASURES as MEASURES, SCALES as SCALES, TrackParams as TrackParams, trajectory_error as trajectory_error
+from ._errors import (
+    MEASURES as MEASURES,
+    SCALES as SCALES,
+    TrackParams as TrackParams,
+    pointwise_error as pointwise_error,
+    trajectory_error as trajectory_error,
+)
 from ._reference import (
     Recast as Recast,
     Reference as Reference,

@@ -88,13 +88,11 @@ def describe(measure: str, scale: str, norm: str) -> str:
     return f"{rel} {'2-norm' if norm == 'l2' else 'max-norm'} error, {over}"
 
 
-def trajectory_error(a, b, *, measure="linf", scale="relative", norm="l2", distance=None) -> np.ndarray:
-    """Per seed, the error of `a` against `b` (arrays (seeds, times, ...)).
-
-    At each save time the difference is measured in `norm` over the components,
-    then divided as `scale` says (`distance`: ‖b(t) − θ*‖ per seed and time, for
-    "minimiser"), then reduced over the times as `measure` says. Times where
-    `a` was not saved (NaN after a failure) count as infinite error."""
+def pointwise_error(a, b, *, scale="relative", norm="l2", distance=None) -> np.ndarray:
+    """(seeds, times): the error of `a` against `b` (arrays (seeds, times, ...)) at
+    each save time, in `norm` over the components, divided as `scale` says
+    (`distance`: ‖b(t) − θ*‖ per seed and time, for "minimiser"). Times where `a`
+    was not saved (NaN after a failure) count as infinite error."""
     a = np.asarray(a, dtype=float).reshape(a.shape[0], a.shape[1], -1)
     b = np.asarray(b, dtype=float).reshape(b.shape[0], b.shape[1], -1)
     if a.shape != b.shape:
@@ -111,7 +109,14 @@ def trajectory_error(a, b, *, measure="linf", scale="relative", norm="l2", dista
         err = np.where(distance > 0, diff / np.where(distance > 0, distance, 1.0), diff)
     else:
         err = diff
-    err = np.where(np.isfinite(err), err, np.inf)
+    return np.where(np.isfinite(err), err, np.inf)
+
+
+def trajectory_error(a, b, *, measure="linf", scale="relative", norm="l2", distance=None) -> np.ndarray:
+    """Per seed, the error of `a` against `b` (arrays (seeds, times, ...)): the
+    `pointwise_error` at each save time, reduced over the times as `measure`
+    says ("linf": max, "l2": root mean square, "final": the last)."""
+    err = pointwise_error(a, b, scale=scale, norm=norm, distance=distance)
     if measure == "final":
         return err[:, -1]
     if measure == "l2":
