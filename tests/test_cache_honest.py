@@ -113,6 +113,7 @@ SMALL = {  # every shipped problem at a size that compiles quickly
     "scan-snap": {},
     "scan-snap-finite": dict(T=16, N=8),
     "signal-noise": dict(n=4, d=40, s=4, m_k=3, m_v=3, n_test=8),
+    "teacher-student": dict(K=2, M=2, N=8, n_samples=16),  # a training set: data arrays enter the solve
 }
 
 
