@@ -245,10 +245,10 @@ def test_work_precision_colours_solvers_and_styles_precisions():
     fig = plot.work_precision(Table("wp", rows))
     lines = fig.axes[0].get_lines()
     assert len(lines) == 24
-    colour = {line.get_label(): matplotlib.colors.to_hex(line.get_color()) for line in lines}
-    assert len({colour[f"S{k} (float64)"] for k in range(12)}) == 12  # each solver its own colour
-    assert all(colour[f"S{k} (float64)"] == colour[f"S{k} (float32)"] for k in range(12))
-    assert {line.get_linestyle() for line in lines if "float32" in line.get_label()} == {"--"}
+    # drawn solver by solver, float64 then float32
+    colours = [matplotlib.colors.to_hex(line.get_color()) for line in lines]
+    assert len(set(colours[::2])) == 12 and colours[::2] == colours[1::2]  # a colour per solver, both precisions
+    assert {line.get_linestyle() for line in lines[1::2]} == {"--"} and {line.get_linestyle() for line in lines[::2]} == {"-"}
     assert _outside(fig.axes[1])
     assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()][-2:] == ["float64", "float32"]
 
