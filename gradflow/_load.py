@@ -15,11 +15,33 @@ from ._problem import AbstractProblem
 from ._run import Run, RunFormatError, assemble_loaded, read
 
 
+def _nested_class(path):
+    """The class of a nested field record (`{"class": "module:Name", "fields": …}`,
+    e.g. Tian's `SequenceClasses`), only if it is one of the equinox modules
+    `gradflow.problems` exports; None otherwise (the record stays a dict)."""
+    import equinox as eqx
+
+    from . import problems
+
+    if not isinstance(path, str):
+        return None
+    module, _, qualname = path.partition(":")
+    cls = getattr(problems, qualname, None)
+    ok = module.startswith("gradflow.problems") and isinstance(cls, type) and issubclass(cls, eqx.Module)
+    return cls if ok and not issubclass(cls, AbstractProblem) else None
+
+
 def _fields(record) -> dict:
     def back(value):
         if isinstance(value, list):
             return tuple(back(v) for v in value)
         if isinstance(value, dict):
+            cls = _nested_class(value.get("class")) if set(value) == {"class", "fields"} else None
+            if cls is not None and isinstance(value["fields"], dict):
+                try:
+                    return cls(**{k: back(v) for k, v in value["fields"].items()})
+                except (TypeError, ValueError) as e:
+                    raise RunFormatError(f"the run's record of a {cls.__name__} does not build one: {e}") from None
             return {k: back(v) for k, v in value.items()}
         return value
 

@@ -143,3 +143,22 @@ def test_a_user_problem_loads_only_when_its_class_is_passed(tmp_path, monkeypatc
     assert "--path DIR" in capsys.readouterr().err
     assert cli.main(["plot", str(tmp_path / "user-run"), "--problem", "more_problems:Quadratic",
                      "--path", str(other)]) == 0
+
+
+def test_a_problem_with_a_nested_module_field_loads_and_plots(tmp_path):
+    """Found: `gradflow plot DIR` on a scan-and-snap run failed ("field `classes` must
+    be a SequenceClasses"): the nested record stayed a dict. It is rebuilt only as
+    one of the modules gradflow.problems exports."""
+    from gradflow.problems import ScanSnapPopulation
+
+    run = gf.simulate(ScanSnapPopulation(), t1=10.0, seeds=1, save=gf.LogGrid(n=5))
+    run.save(tmp_path / "run")
+    assert gf.load(tmp_path / "run").problem == run.problem
+    assert cli.main(["plot", str(tmp_path / "run")]) == 0
+    # A nested record naming anything else is not built: it stays data, and the problem refuses it.
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    meta["config"]["problem"]["fields"]["classes"]["class"] = "subprocess:Popen"
+    (tmp_path / "run" / "run.json").write_text(json.dumps(meta))
+    _resign(tmp_path / "run")
+    with pytest.raises(gf.RunFormatError, match="SequenceClasses"):
+        gf.load(tmp_path / "run")
