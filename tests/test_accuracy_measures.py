@@ -180,3 +180,25 @@ def test_error_profile_draws_the_error_at_each_save_time(ref):
     assert err.max() > 100 * err[-1]  # made on the way, forgotten by t1 (the contraction)
     with pytest.raises(KeyError, match="TrackParams"):
         gf.plot.error_profile([gf.simulate(LS, t1=T1, seeds=2, save=SAVE)], ref)
+
+
+def test_minimiser_scale_and_a_named_pid_template(ref):
+    """Errors relative to ‖θ_ref(t) − θ*‖ (least squares knows θ*), and a setup whose
+    PID template (here a small dtmax) is kept while its tolerances are set per row."""
+    table = work_precision(LS, setups=[{"name": "Tsit5", "solver": dfx.Tsit5()},
+                                       {"name": "Tsit5 dtmax 0.5", "solver": dfx.Tsit5(),
+                                        "controller": dfx.PIDController(rtol=1.0, atol=1.0, dtmax=0.5)}],
+                           tolerances=[1e-4], t1=T1, seeds=2, save=SAVE, reference=ref, numruns=1,
+                           scale="minimiser")
+    plain, capped = table.where(setup="Tsit5").rows[0], table.where(setup="Tsit5 dtmax 0.5").rows[0]
+    assert capped["steps"] >= T1 / 0.5 > plain["steps"]  # the template's dtmax is kept
+    relative = work_precision(LS, solvers=[dfx.Tsit5()], tolerances=[1e-4], t1=T1, seeds=2, save=SAVE,
+                              reference=ref, numruns=1)
+    # Late in the run θ_ref(t) − θ* is far smaller than θ_ref(t): the same error is larger relative to it.
+    assert plain["param error"] > 10 * relative.rows[0]["param error"]
+    assert "θ*" in table.meta["error"] and table.meta["machine"]["cores"] >= 1
+    with pytest.raises(ValueError, match="no `minimiser"):
+        from gradflow.problems import TwoLayerLinear
+
+        work_precision(TwoLayerLinear(), solvers=[dfx.Tsit5()], t1=1.0, save=gf.LinearGrid(n=3), scale="minimiser",
+                       numruns=1)

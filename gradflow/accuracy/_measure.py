@@ -223,6 +223,10 @@ def work_precision(problem, flow: AbstractFlow = GradientFlow(), *, solvers=None
     """
     t1 = _check_t1(t1)
     check_measure(measure, scale, norm)
+    inner = problem.inner if isinstance(problem, TrackParams) else problem
+    if scale == "minimiser" and not hasattr(inner, "minimiser"):
+        raise ValueError(f"scale='minimiser': {type(inner).__name__} has no `minimiser(data)` (the problem must "
+                         "know its minimiser θ*); use scale='relative'.")
     tolerances = _positive_list("tolerances", tolerances)
     for rtol in tolerances:
         _check_number("tolerances", rtol, high=1.0)
@@ -243,8 +247,6 @@ def work_precision(problem, flow: AbstractFlow = GradientFlow(), *, solvers=None
     tracked = problem if isinstance(problem, TrackParams) else TrackParams(problem)
     ref = _get_reference(tracked, flow, t1, seeds, save, reference)
     distance = minimiser_distance(tracked, ref.run, norm) if scale == "minimiser" else None
-    if scale == "minimiser" and not tracked.has_minimiser:
-        raise ValueError(f"scale='minimiser': {type(problem).__name__} has no `minimiser(data)`.")
     ref_accuracy = ref.accuracy
     jobs = [(s, "rtol", r) for s in setups if _is_adaptive(s["solver"]) for r in tolerances]
     jobs += [(s, "dt", h) for s in fixed for h in step_sizes]
@@ -304,7 +306,20 @@ def _study_meta(problem, flow, ref, t1, seeds, save, measure, scale, norm) -> di
             "measure": measure, "scale": scale, "norm": norm, "error": describe(measure, scale, norm),
             "problem": module_config(problem), "flow": flow.config(),
             "precision": "float64" if jax.config.jax_enable_x64 else "float32",
-            "environment": environment()}
+            "environment": environment(), "machine": _machine()}
+
+
+def _machine() -> dict:
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "devices": [d.device_kind for d in jax.devices()]}
 
 
 _FLOOR = 100 * np.finfo(np.float64).eps  # relative errors below this are round-off, not the method's
