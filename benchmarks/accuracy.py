@@ -175,6 +175,12 @@ def run_problem(name, quick, x32, seeds, numruns):
                 # others its tight-tolerance rows take tens of minutes on a CPU and are never cheapest.
                 if isinstance(solver, dfx.Kvaerno5) and not name.startswith("ls-"):
                     tols = [r for r in tols if r >= 1e-6]
+                # In float32 near its epsilon Kvaerno5 takes ~10⁴ Newton steps per seed (8,848 on the
+                # linear network at 1e-6): on teacher-student that ran past 15 minutes for nothing new.
+                if isinstance(solver, dfx.Kvaerno5) and precision == "float32" and name == "teacher-student":
+                    rows.append({"solver": "Kvaerno5", "precision": precision,
+                                 "skipped": "float32 Kvaerno5: ~10^4 Newton steps per seed near float32's epsilon"})
+                    continue
                 table = work_precision(start_from, flow, solvers=[solver], tolerances=tols,
                                        step_sizes=[t1 / n for n in steps], t1=t1, seeds=seeds, save=save,
                                        reference=ref, max_steps=200_000, numruns=numruns)
