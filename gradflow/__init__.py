@@ -12,6 +12,7 @@ from ._flows import (
     AbstractFlow as AbstractFlow,
     AdamFlow as AdamFlow,
     GradientFlow as GradientFlow,
+    ModifiedFlow as ModifiedFlow,
     SignFlow as SignFlow,
 )
 from ._optim import Optimizer as Optimizer, adam_for_flow as adam_for_flow, sign_gd as sign_gd

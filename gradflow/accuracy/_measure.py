@@ -420,7 +420,7 @@ def convergence_order(problem, solver, step_sizes, *, t1, seeds=1, flow: Abstrac
                  f"{fit['points']} points; {describe(measure, 'relative', norm)})", rows, meta)
 
 
-def flow_gap(problem, optimizer_factory, learning_rates, *, flow: AbstractFlow = GradientFlow(), t1, seeds=1,
+def flow_gap(problem, optimizer_factory, learning_rates, *, flow=GradientFlow(), t1, seeds=1,
              reference=None, norm: str = "l2") -> Table:
     """The distance between an optimiser and the flow it approximates.
 
@@ -429,18 +429,34 @@ def flow_gap(problem, optimizer_factory, learning_rates, *, flow: AbstractFlow =
     reference of `flow` at t1: the relative distance of the final parameters
     and the loss gap at t1. `table.meta["order"]` is the fitted exponent of the
     parameter gap in η (GD → gradient flow, SignGD → sign flow, Adam with
-    `gradflow.adam_for_flow` → `AdamFlow`: all 1)."""
+    `gradflow.adam_for_flow` → `AdamFlow`: all 1).
+
+    `flow` may also be a function of η returning the flow, for a flow that
+    depends on the learning rate: `flow=lambda lr: gf.ModifiedFlow(lr=lr)`
+    (GD → the modified flow: exponent 2). A reference is then solved per η
+    (`reference` must be None)."""
     t1 = _check_t1(t1)
     learning_rates = _positive_list("learning_rates", learning_rates)
     if not callable(optimizer_factory):
         raise TypeError("`optimizer_factory` must be a function of the learning rate returning an optax optimiser, "
                         "e.g. optax.sgd.")
+    per_rate = not isinstance(flow, AbstractFlow)
+    if per_rate and not callable(flow):
+        raise TypeError(f"`flow` must be a gradflow flow or a function of the learning rate returning one; got "
+                        f"{type(flow).__name__}.")
+    if per_rate and reference is not None:
+        raise ValueError("`flow` depends on the learning rate, so each η has its own reference: leave `reference` None.")
     _check_divides(t1, learning_rates,
                    "learning rate {h:g} does not divide t1 = {t1:g}: t1/η must be a whole number of steps.")
     save = LinearGrid(n=2)
-    ref = _get_reference(problem, flow, t1, seeds, save, reference, final_only=True)
-    rows = []
+    flows = {lr: flow(lr) if per_rate else flow for lr in learning_rates}
+    for lr, f in flows.items():
+        if not isinstance(f, AbstractFlow):
+            raise TypeError(f"`flow({lr:g})` returned a {type(f).__name__}, not a gradflow flow.")
+    shared = None if per_rate else _get_reference(problem, flow, t1, seeds, save, reference, final_only=True)
+    rows, described = [], []
     for lr in learning_rates:
+        ref = shared or _get_reference(problem, flows[lr], t1, seeds, save, None, final_only=True)
         steps = int(round(t1 / lr))
         run = train(problem, _optimizer_at(optimizer_factory, lr), steps=steps, dt=lr, seeds=seeds, save=save)
         loss_gap = np.abs(run.obs["loss"][:, -1] - ref.run.obs["loss"][:, -1]) / np.abs(ref.run.obs["loss"][:, -1])
@@ -448,8 +464,10 @@ def flow_gap(problem, optimizer_factory, learning_rates, *, flow: AbstractFlow =
                      "param gap": float(np.max(param_error(run, ref.run, norm))),
                      "loss gap": float(np.max(loss_gap)), "wall s": float(run.stats["wall_time"]),
                      "failed": int((~run.ok).sum())})
+        described.append(str(ref))
     fit = fit_order(learning_rates, [r["param gap"] for r in rows])
-    meta = {"reference": str(ref), **fit, "t1": t1, "flow": flow.config()}
+    meta = {"reference": described[0] if not per_rate else described, **fit, "t1": t1,
+            "flow": [flows[lr].config() for lr in learning_rates] if per_rate else flow.config()}
     return Table(f"flow gap: {type(problem).__name__}, exponent {fit['order']:.2f}", rows, meta)
 
 
