@@ -19,6 +19,7 @@ from ._optim import Optimizer as Optimizer, adam_for_flow as adam_for_flow, sign
 from ._grids import AbstractGrid as AbstractGrid, LinearGrid as LinearGrid, LogGrid as LogGrid
 from ._problem import AbstractProblem as AbstractProblem
 from ._load import load as load
+from ._sharpness import Sharpness as Sharpness
 from ._run import Run as Run, RunFormatError as RunFormatError, Stats as Stats
 from ._simulate import simulate as simulate
 from ._sweep import sweep as sweep
