@@ -13,6 +13,7 @@ from ._flows import (
     AdamFlow as AdamFlow,
     GradientFlow as GradientFlow,
     ModifiedFlow as ModifiedFlow,
+    MomentumFlow as MomentumFlow,
     SignFlow as SignFlow,
 )
 from ._optim import Optimizer as Optimizer, adam_for_flow as adam_for_flow, sign_gd as sign_gd

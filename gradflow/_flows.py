@@ -229,3 +229,25 @@ class ModifiedFlow(AbstractFlow):
         rg = scale_fields(g, self.rates)
         hrg = hvp(rg)
         return scale_fields(jtu.tree_map(lambda a, b: -(a + 0.5 * self.lr * b), g, hrg), self.rates)
+
+
+class MomentumFlow(AbstractFlow):
+    """The first-order limit of gradient descent with fixed momentum β
+    (Kovachki & Stuart 2021, "Continuous time analysis of momentum methods",
+    JMLR 22): dθ/dt = −R ∇L / (1 − β), the gradient flow sped up by 1/(1 − β).
+
+    Its discrete counterpart is `optax.sgd(η, momentum=β)` (m ← ∇L + βm,
+    θ ← θ − ηm) read at t = kη, which stays O(η) from it (the momentum's
+    start-up transient included) as η → 0 with β fixed.
+    """
+
+    beta: float
+    rates: tuple[tuple[str, float], ...] = eqx.field(converter=_rates_tuple, default=None)
+
+    def __check_init__(self):
+        if isinstance(self.beta, bool) or not (isinstance(self.beta, (int, float)) and 0 <= self.beta < 1):
+            raise ValueError(f"`beta` (the momentum) must be a number in [0, 1); got {self.beta!r}.")
+
+    def vector_field(self, t, state, grad_fn):
+        g = grad_fn(state)
+        return scale_fields(jtu.tree_map(lambda x: -x / (1.0 - self.beta), g), self.rates)
