@@ -12,6 +12,7 @@ from ._flows import (
     AbstractFlow as AbstractFlow,
     AdamFlow as AdamFlow,
     GradientFlow as GradientFlow,
+    HeavyBallFlow as HeavyBallFlow,
     ModifiedFlow as ModifiedFlow,
     MomentumFlow as MomentumFlow,
     SignFlow as SignFlow,

@@ -251,3 +251,33 @@ class MomentumFlow(AbstractFlow):
     def vector_field(self, t, state, grad_fn):
         g = grad_fn(state)
         return scale_fields(jtu.tree_map(lambda x: -x / (1.0 - self.beta), g), self.rates)
+
+
+class HeavyBallFlow(AbstractFlow):
+    """The heavy-ball (second-order) momentum flow on the state (θ, v):
+
+        dθ/dt = v,   dv/dt = −γ v − R ∇L,   v(0) = 0.
+
+    Its discrete counterpart is `optax.sgd(h², momentum=1 − γh)` read at
+    t = kh (m ← ∇L + βm, θ ← θ − h² m; with v = −h m this is a step h of the
+    flow), which stays O(h) from it as h → 0 (Polyak 1964; Kovachki & Stuart
+    2021). The flow state is a dict {"params", "v"}.
+    """
+
+    gamma: float
+    rates: tuple[tuple[str, float], ...] = eqx.field(converter=_rates_tuple, default=None)
+
+    def __check_init__(self):
+        if isinstance(self.gamma, bool) or not (isinstance(self.gamma, (int, float)) and math.isfinite(self.gamma)
+                                                and self.gamma >= 0):
+            raise ValueError(f"`gamma` (the friction) must be a finite number >= 0; got {self.gamma!r}.")
+
+    def init(self, params):
+        return {"params": params, "v": jtu.tree_map(jnp.zeros_like, params)}
+
+    def params(self, state):
+        return state["params"]
+
+    def vector_field(self, t, state, grad_fn):
+        g = scale_fields(grad_fn(state["params"]), self.rates)
+        return {"params": state["v"], "v": jtu.tree_map(lambda v, gi: -self.gamma * v - gi, state["v"], g)}
