@@ -40,7 +40,7 @@ def test_readme_opens_with_the_two_commands():
 # seconds: fewer seeds, a smaller model, no progress bar. What the line itself says is kept.
 SMALLER = {
     "run": ["--seeds", "2", "--save-n", "20", "--no-progress"],
-    "bench accuracy": ["--seeds", "1", "--t1", "2", "--steps", "20,40"],
+    "bench accuracy": ["--seeds", "1", "--t1", "2", "--steps", "20,40", "--numruns", "1"],
 }
 SMALLER_PROBLEM = {  # by problem: a smaller model (by its own fields) or a shorter horizon
     "cooccurrence": ["--t1", "30", "--set", "m=16", "--set", "m1=32"],
