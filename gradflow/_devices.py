@@ -146,6 +146,23 @@ def bucket(n: int, batching) -> int:
     return per_device * devices
 
 
+def pad_to(items, size: int):
+    """`items` (arrays with a leading seed axis) padded to `size` by repeating the
+    last item (`bucket` says which size; the padding is then skipped)."""
+    def pad(x):
+        extra = size - x.shape[0]
+        return jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]) if extra > 0 else jnp.asarray(x)
+
+    return jax.tree_util.tree_map(pad, items)
+
+
+def count(items) -> int:
+    """The number of items (seeds) in a batch: the leading axis of its arrays."""
+    import equinox as eqx
+
+    return jax.tree_util.tree_leaves(eqx.filter(items, eqx.is_array))[0].shape[0]
+
+
 def place(items, shared, devices):
     """Put `items` sharded along the seed axis and `shared` replicated over the
     mesh of `devices` (global arrays, so this also works across processes)."""

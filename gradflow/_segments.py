@@ -17,18 +17,17 @@ import numpy as np
 from . import _checkpoint
 from ._adapters import MAX_STEPS
 from ._compile import compile_program
-from ._devices import bucket, gather, place
+from ._devices import bucket, count, gather, pad_to, place
 from ._solve import Setup, program
 
 
 def _placed(batching, items, shared, skip=None):
     """The program's arrays on its devices, the seeds padded to `bucket` (with a
     `skip` flag for the padding and for `skip`: seeds already finished)."""
-    n = _count(items)
+    n = count(items)
     size = bucket(n, batching)
     items, items_static = eqx.partition(items, eqx.is_array)
-    items = jtu.tree_map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], size - n, axis=0)]) if size > n
-                         else jnp.asarray(x), items)
+    items = pad_to(items, size)
     items = eqx.combine(items, items_static)
     if skip is not None or (batching.batching == "map" and batching.batch_size is None):
         flags = np.zeros(n, bool) if skip is None else np.asarray(skip, bool)
@@ -41,14 +40,9 @@ def _placed(batching, items, shared, skip=None):
     return items, shared
 
 
-def _count(items) -> int:
-    """The number of items (seeds) in a batch: the leading axis of its arrays."""
-    return jtu.tree_leaves(eqx.filter(items, eqx.is_array))[0].shape[0]
-
-
 def run_once(setup: Setup, batching, items, shared):
     """The whole solve as one program: (outputs on the host, wall s, compile s, start time)."""
-    n = _count(items)
+    n = count(items)
     args = (setup, batching, *_placed(batching, items, shared))
     fn, compile_time = compile_program(program, *args)
     started_at = time.time()
@@ -63,7 +57,7 @@ def run_segments(setup: Setup, batching, items, shared, checkpointing, fingerpri
     (outputs as one uninterrupted solve would give them, wall s, compile s, start time)."""
     directory, every, resume = checkpointing.checkpoint_dir, checkpointing.checkpoint_every, checkpointing.resume
     max_steps = setup.integration.max_steps
-    n = _count(items)
+    n = count(items)
     # A seed still running after k segments has taken exactly k·every steps (each
     # segment ends it on its step budget), so the last segment's budget is what is
     # left of max_steps: the total never exceeds it, as in one solve.

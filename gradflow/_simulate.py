@@ -26,7 +26,7 @@ import numpy as np
 
 from ._compile import compile_lowered
 from ._config import module_config, run_config
-from ._devices import batch_over_seeds, bucket, seeds_to_keys
+from ._devices import batch_over_seeds, bucket, pad_to, seeds_to_keys
 from ._flows import AbstractFlow, GradientFlow
 from ._grids import AbstractGrid, LogGrid
 from ._options import Batching, Checkpointing, Integration, fingerprint, resolve_options
@@ -140,7 +140,7 @@ def initialise(problem: AbstractProblem, keys, batching: Batching, structure=Non
         structure = eqx.filter_eval_shape(problem.init, keys[0])
     n = keys.shape[0]
     one_device = Batching(batching.batching, batching.batch_size)
-    padded = jnp.concatenate([keys, jnp.repeat(keys[-1:], bucket(n, one_device) - n, axis=0)])  # see `bucket`
+    padded = pad_to(keys, bucket(n, one_device))  # a new seed count reuses the draw's compile
     args = (problem, one_device, padded)
     fn, seconds = compile_lowered(_draw, *args)
     drawn = jtu.tree_map(lambda x: np.asarray(x)[:n], fn(*args))  # on the host: compared and sliced without compiling

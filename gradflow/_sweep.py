@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
+from ._config import to_jsonable
 from ._devices import seeds_to_keys
 from ._flows import AbstractFlow, GradientFlow
 from ._optim import Optimizer
@@ -107,7 +108,7 @@ def sweep(problem: AbstractProblem, method=GradientFlow(), *, over: dict | None 
             raise ValueError(f"{type(problem).__name__} uses {fields} as a Python number (in an `if`, a shape or "
                              "a Python function), so it cannot vary inside one compiled program; sweep it with "
                              "separate calls.") from e
-        run.config["sweep"] = {"over": {k: _jsonable(v) for k, v in over.items()}, "index": i}
+        run.config["sweep"] = {"over": {k: to_jsonable(list(v)) for k, v in over.items()}, "index": i}
         runs.append(run)
     return runs
 
@@ -156,12 +157,6 @@ def _method_at(method, fields: dict):
             raise ValueError(f"'flow.{name}': {type(method).__name__} has no field {name!r}; its fields are "
                              f"{sorted(names)}.")
     return dataclasses.replace(method, **fields)
-
-
-def _jsonable(values):
-    from ._config import to_jsonable
-
-    return to_jsonable(list(values))
 
 
 def _rate_sweep(problem, flow, rates, seeds, kwargs):

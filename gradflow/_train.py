@@ -13,7 +13,7 @@ from tqdm import tqdm
 from . import _checkpoint
 from ._compile import compile_program
 from ._config import describe_object, module_config, run_config
-from ._devices import batch_over_seeds, bucket, seeds_to_keys
+from ._devices import batch_over_seeds, bucket, count, pad_to, seeds_to_keys
 from ._grids import AbstractGrid, LogGrid
 from ._optim import Optimizer
 from ._options import Batching, Checkpointing, Stepping, fingerprint
@@ -22,10 +22,6 @@ from ._run import Run, Stats
 from ._simulate import check_problem, initialise
 from ._solve import all_finite
 from ._status import Status
-
-
-def _count(items) -> int:
-    return jtu.tree_leaves(items)[0].shape[0]
 
 
 def _seed_model(problem, skeleton, item, shared):
@@ -127,7 +123,7 @@ def train(
     start_args = (problem, batching, initial.skeleton, items, shared)
     start_fn, compile_start = compile_program(_start, *start_args)
     params, opt_state, obs0 = start_fn(*start_args)
-    first_bad = jnp.full((_count(items),), -1, dtype=jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
+    first_bad = jnp.full((count(items),), -1, dtype=jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
     state = {"params": params, "opt_state": opt_state, "first_bad": first_bad, "obs": _observables(obs0, stepping),
              "k": np.zeros((), np.int64)}
     record = fingerprint(module_config(problem), describe_optimizer(optimizer), stepping.config(), seed_record,
@@ -165,7 +161,7 @@ def _padded(items, n, batching):
     if batching.batching != "map" or batching.batch_size is not None:
         return items
     size = bucket(n, batching)
-    items = jtu.tree_map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], size - n, axis=0)]), items)
+    items = pad_to(items, size)
     return {**items, "skip": jnp.arange(size) >= n}
 
 
