@@ -84,3 +84,30 @@ class AbstractProblem(eqx.Module):
     @property
     def has_exact_solution(self) -> bool:
         return type(self).exact_solution is not AbstractProblem.exact_solution
+
+
+class WrappedProblem(AbstractProblem):
+    """A problem built on another, `inner`: each method is `inner`'s unless the
+    subclass overrides it (what `gradflow.Sharpness` and the accuracy tools'
+    wrappers add or change is all they write). `exact_solution` is not passed
+    on: a wrapper that keeps the inner problem's closed form says so itself."""
+
+    inner: eqx.AbstractVar[AbstractProblem]
+
+    def init(self, key):
+        return self.inner.init(key)
+
+    def loss(self, model, data):
+        return self.inner.loss(model, data)
+
+    def observables(self, model, data):
+        return self.inner.observables(model, data)
+
+    def describe_observables(self):
+        return self.inner.describe_observables()
+
+    def trainable(self, model):
+        return self.inner.trainable(model)
+
+    def conserved(self, model, data):
+        return self.inner.conserved(model, data)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from ._problem import AbstractProblem
+from ._problem import AbstractProblem, WrappedProblem
 
 
 def top_eigenvalues(hvp, n: int, k: int, iterations: int, key=None):
@@ -52,7 +52,7 @@ def top_eigenvalues(hvp, n: int, k: int, iterations: int, key=None):
     return jnp.linalg.eigvalsh(T)[::-1][:k]
 
 
-class Sharpness(AbstractProblem):
+class Sharpness(WrappedProblem):
     """`inner` with the top-`k` Hessian eigenvalues as the observable "sharpness".
 
     **Arguments:**
@@ -77,18 +77,6 @@ class Sharpness(AbstractProblem):
                 raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}.")
         if self.k > self.max_iterations:
             raise ValueError(f"`k` ({self.k}) cannot exceed `max_iterations` ({self.max_iterations}).")
-
-    def init(self, key):
-        return self.inner.init(key)
-
-    def loss(self, model, data):
-        return self.inner.loss(model, data)
-
-    def trainable(self, model):
-        return self.inner.trainable(model)
-
-    def conserved(self, model, data):
-        return self.inner.conserved(model, data)
 
     def describe_observables(self):
         return {**self.inner.describe_observables(), "sharpness": f"top-{self.k} Hessian eigenvalues",

@@ -23,35 +23,23 @@ import jax
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .._problem import AbstractProblem
+from .._problem import AbstractProblem, WrappedProblem
 
 MEASURES = ("linf", "l2", "final")
 SCALES = ("relative", "absolute", "minimiser")
 NORMS = ("l2", "max")
 
 
-class TrackParams(AbstractProblem):
+class TrackParams(WrappedProblem):
     """`inner` with one more observable, "params": its trainable parameters,
     flattened (so parameter errors can be measured at every save time). Every
     other method is `inner`'s."""
 
     inner: AbstractProblem
 
-    def init(self, key):
-        return self.inner.init(key)
-
-    def loss(self, model, data):
-        return self.inner.loss(model, data)
-
     def observables(self, model, data):
         params = eqx.filter(model, self.inner.trainable(model))
         return {**self.inner.observables(model, data), "params": ravel_pytree(params)[0]}
-
-    def trainable(self, model):
-        return self.inner.trainable(model)
-
-    def conserved(self, model, data):
-        return self.inner.conserved(model, data)
 
     def describe_observables(self):
         return {**self.inner.describe_observables(), "params": "trainable parameters (flattened)"}

@@ -15,7 +15,7 @@ import numpy as np
 from .._devices import seeds_to_keys
 from .._flows import AbstractFlow, GradientFlow
 from .._grids import AbstractGrid, LinearGrid, _check_t1
-from .._problem import AbstractProblem
+from .._problem import AbstractProblem, WrappedProblem
 from .._run import Run
 from .._simulate import check_problem, simulate
 from ._errors import TrackParams, trajectory_error
@@ -204,7 +204,7 @@ class InitialStates:
         return f"InitialStates(seeds={self.seeds}, sha256={self.sha256})"
 
 
-class Recast(AbstractProblem):
+class Recast(WrappedProblem):
     """`problem` with each seed's initial model and data taken from the float64
     draws in `start` (rounded to the current precision), so a float32 run starts
     from exactly the state of a float64 reference instead of from float32
@@ -223,17 +223,9 @@ class Recast(AbstractProblem):
         pick = lambda x: jnp.asarray(x)[i]  # noqa: E731  (jnp.asarray: float64 → float32 under x32)
         return jtu.tree_map(pick, self.start.models), jtu.tree_map(pick, self.start.data)
 
-    def loss(self, model, data):
-        return self.inner.loss(model, data)
 
-    def observables(self, model, data):
-        return self.inner.observables(model, data)
 
-    def trainable(self, model):
-        return self.inner.trainable(model)
 
-    def conserved(self, model, data):
-        return self.inner.conserved(model, data)
 
 
 def recast(problem, seeds: int) -> Recast:
