@@ -25,6 +25,18 @@ def test_readme_python_example_runs():
     assert gd.ts[-1] == flow.ts[-1]  # the two runs share a time axis
 
 
+def test_readme_sweep_example_runs_and_compiles_once():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    namespace = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    exec(compile(blocks[1], "README.md", "exec"), namespace)
+    for name, points in (("by_t1", 2), ("by_scale", 3), ("by_lr", 3)):
+        runs = namespace[name]
+        assert len(runs) == points
+        assert [float(r.stats.compile_time) for r in runs[1:]] == [0.0] * (points - 1), name  # one compile
+    assert [r.ts[-1] for r in namespace["by_lr"]] == [10.0, 10.0, 10.0]
+
+
 def test_readme_opens_with_the_two_commands():
     text = README.read_text()
     commands = re.findall(r"```bash\n(.*?)\n```", text, flags=re.S)[:2]
