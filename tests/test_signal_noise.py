@@ -18,10 +18,22 @@ TINY = SignalNoise(n=6, d=300, s=10, mu_norm=np.sqrt(10), m_k=4, m_v=4, n_test=6
 INIT = jax.jit(TINY.init)
 
 
+# The stage instance: the default's SNR 1 and s = 40 with fewer samples, dimensions and
+# neurons (n 12, d 1000, m_k = m_v = 8; n·s = 480 < d), so 8 seeds cost ~10 s with
+# their compile. TINY (4 neurons, 6 samples) is too coarse for the stages: sign
+# agreement moves in steps of 1/24 and 1 seed in 8 had all four in order.
+STAGE = SignalNoise(n=12, d=1000, s=40, mu_norm=np.sqrt(40), m_k=8, m_v=8, n_test=32)
+
+
+def stage_run_of(problem):
+    # SignGD at η = 1e-4 to t = 0.04 (stage IV ends near 0.022), 300 log-spaced saves
+    # from one step: consecutive saves 2% apart, finer than the gaps between stage ends.
+    return gf.train(problem, gf.sign_gd(1e-4), steps=400, dt=1e-4, seeds=8, save=gf.LogGrid(n=300, t_min=1e-4))
+
+
 @pytest.fixture(scope="module")
 def signgd_run():
-    # SignGD at η = 1e-4 to t = 0.2: long enough for all four stages on TINY.
-    return gf.train(TINY, gf.sign_gd(1e-4), steps=2000, dt=1e-4, seeds=3, save=gf.LogGrid(n=50, t_min=1e-4))
+    return stage_run_of(STAGE)
 
 
 def test_data_and_model():
@@ -68,15 +80,38 @@ def test_sign_gd_is_direct_sign_descent():
         assert np.array_equal(np.asarray(a)[0], np.asarray(b))  # bit for bit
 
 
-def test_stages_found_in_order(signgd_run):
+def test_stages_in_order_on_most_seeds(signgd_run):
+    """The paper's four stages, in order, seed by seed (criteria and thresholds in
+    `detect_stages`' docstring); the reasons for the other seeds are printed."""
     stages = detect_stages(signgd_run)
-    # Seed 0 of this instance goes through the four stages one after another.
-    assert stages.in_order[0], stages.table()
-    # Every seed reaches all four; with 4 neurons and 6 samples, stages I–III
-    # may overlap (the noise signs can agree before their size leaves init), and
-    # the detector then says "in order: False" rather than forcing an order.
-    assert stages.reached.all(), stages.table()
-    assert np.all(stages.times[:, 3] > stages.times[:, :3].max(axis=1))  # polarisation comes last
+    print(stages.table())
+    in_order = int(stages.in_order.sum())
+    assert in_order >= 6, stages.table()  # measured 6 of 8 (seed 4: II before I; seed 6: III before II)
+    reasons = stages.reasons()
+    assert all(bool(r) != bool(ok) for r, ok in zip(reasons, stages.in_order))  # a reason exactly where not in order
+    # Stage III's majority vote: sign⟨w_Q,s, µ⟩ = sign Σ_i⟨w_K,s, y_iξ_i⟩ and
+    # sign⟨w_K,s, µ⟩ = −sign Σ_i⟨w_Q,s, y_iξ_i⟩ for ≥ 90% of the signal signs.
+    assert stages.vote_holds[stages.in_order].all(), stages.table()  # measured: all 6 in-order seeds, vote 1.0
+    # Stage IV: s_21 ≤ 0.05 comes last and s_11 is then far from 0 but not "close to 1/2"
+    # at SNR 1: measured 0.28–0.33 on all 8 seeds (the caption's ½ holds at SNR 0.25,
+    # test_s11_near_half_only_at_low_snr). s_11 keeps decaying after stage IV.
+    assert np.all(stages.times[stages.in_order, 3] > stages.times[stages.in_order, :3].max(axis=1))
+    assert int(stages.s11_near_half.sum()) == 0, stages.s11_at_IV  # measured 0 of 8
+    assert np.all((stages.s11_at_IV > 0.2) & (stages.s11_at_IV < 0.4)), stages.s11_at_IV  # measured 0.280–0.334
+    assert np.all(stages.s11_final < 0.5 * stages.s11_at_IV), (stages.s11_final, stages.s11_at_IV)  # measured ratio ≤ 0.31
+
+
+@pytest.mark.slow
+def test_s11_near_half_only_at_low_snr():
+    """At SNR 0.25 (‖µ‖ a quarter of σ_p√s) s_11 is still within 0.1 of ½ when s_21
+    reaches 0.05, on every seed; the noise signs then agree before the noise leaves
+    its initial size, so stages I and II swap."""
+    stages = detect_stages(stage_run_of(dataclasses.replace(STAGE, mu_norm=0.25 * np.sqrt(40))))
+    print(stages.table())
+    assert int(stages.s11_near_half.sum()) == 8, stages.s11_at_IV  # measured 8 of 8 (0.468–0.483)
+    assert int(stages.vote_holds.sum()) >= 7, stages.table()  # measured 7 (seed 4: III not reached by t = 0.04)
+    swapped = sum(r.startswith("II ends") for r in stages.reasons())
+    assert swapped >= 7, stages.table()  # measured 7 of 8
 
 
 def test_stage_figure(signgd_run, tmp_path):
@@ -97,7 +132,7 @@ def test_stage_figure(signgd_run, tmp_path):
 
 
 def test_stages_not_reached_are_reported(signgd_run):
-    # The first 0.2% of the same run: nothing but stage I has happened.
+    # The first 1% of the same run (4 steps): nothing but stage I has happened.
     early = signgd_run.select(np.arange(3))
     keep = early.ts <= 4e-4
     early.ts = early.ts[keep]

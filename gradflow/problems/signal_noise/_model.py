@@ -20,17 +20,21 @@ class SignalNoiseTransformer(eqx.Module):
     """f(X) = Σ_l vᵀ X softmax(Xᵀ W_Kᵀ W_Q x_l), v = mean_rows(W_{V,+1}) − mean_rows(W_{V,−1}).
 
     A sample is given as its two patches as rows, `X[..., p, :]` (p = 0: the
-    patch in first position). Scores have no 1/√m_k, as the model is
-    stated in the paper's ICLR 2025 reviews.
+    patch in first position). Scores are `score_scale` · x_bᵀ W_Kᵀ W_Q x_a:
+    `score_scale` = 1 (no 1/√m_k) as the model is stated in the paper's ICLR
+    2025 reviews. With `single_value`, v = mean_rows(W_{V,+1}) and W_{V,−1} is
+    unused (its gradient is zero).
     """
 
     WQ: Float[Array, "m_k d"]
     WK: Float[Array, "m_k d"]
     WV_plus: Float[Array, "m_v d"]  # W_{V,+1}
     WV_minus: Float[Array, "m_v d"]  # W_{V,−1}
+    score_scale: float = eqx.field(static=True, default=1.0)
+    single_value: bool = eqx.field(static=True, default=False)
 
     @classmethod
-    def random(cls, keys, *, d, m_k, m_v, scale) -> "SignalNoiseTransformer":
+    def random(cls, keys, *, d, m_k, m_v, scale, score_scale=1.0, single_value=False) -> "SignalNoiseTransformer":
         """Every weight N(0, scale²), from four keys (W_Q, W_K, W_{V,+1}, W_{V,−1})."""
         kq, kk, kp, km = keys
         return cls(
@@ -38,17 +42,22 @@ class SignalNoiseTransformer(eqx.Module):
             WK=scale * jax.random.normal(kk, (m_k, d)),
             WV_plus=scale * jax.random.normal(kp, (m_v, d)),
             WV_minus=scale * jax.random.normal(km, (m_v, d)),
+            score_scale=score_scale,
+            single_value=single_value,
         )
 
     def v(self) -> Float[Array, " d"]:
-        """The effective value vector mean_rows(W_{V,+1}) − mean_rows(W_{V,−1})."""
+        """The effective value vector mean_rows(W_{V,+1}) − mean_rows(W_{V,−1})
+        (mean_rows(W_{V,+1}) with `single_value`)."""
+        if self.single_value:
+            return jnp.mean(self.WV_plus, axis=0)
         return jnp.mean(self.WV_plus, axis=0) - jnp.mean(self.WV_minus, axis=0)
 
     def attention(self, X: Float[Array, "*batch 2 d"]) -> Float[Array, "*batch 2 2"]:
         """[..., a, b]: softmax weight of key patch b for query patch a (rows sum to 1)."""
         q = X @ self.WQ.T
         k = X @ self.WK.T
-        return jax.nn.softmax(jnp.einsum("...am,...bm->...ab", q, k), axis=-1)
+        return jax.nn.softmax(self.score_scale * jnp.einsum("...am,...bm->...ab", q, k), axis=-1)
 
     def __call__(self, X: Float[Array, "*batch 2 d"]) -> Float[Array, "*batch"]:
         values = X @ self.v()  # vᵀ x_b for each patch b
@@ -105,8 +114,12 @@ class SignalNoise(AbstractProblem):
       builds on); supports of different samples may overlap (rarely, d ≫ n·s).
     - `patch_order`: "signal_first" (X = [yµ, ξ], the paper's notation) or
       "random" (the order of the two patches is drawn per sample).
-    - Scores x_bᵀ W_Kᵀ W_Q x_a carry no 1/√m_k factor; the readout is fixed
-      (the means over value rows), and the output sums over both query patches.
+    - `score_scale`: "none" (scores x_bᵀ W_Kᵀ W_Q x_a, no 1/√m_k factor) or
+      "inv_sqrt_mk" (scores divided by √m_k). The readout is fixed (the means
+      over value rows), and the output sums over both query patches.
+    - `value_weights`: "split" (v = mean_rows(W_{V,+1}) − mean_rows(W_{V,−1}), two
+      trainable value matrices) or "single" (v = mean_rows(W_{V,+1}) only; under
+      SignGD each coordinate of v then moves at η instead of 2η).
     - The observables index patches by role, not position: s_11 is the weight
       the signal patch (as query) puts on the signal patch (as key), s_21 the
       weight the noise patch (as query) puts on the signal patch.
@@ -127,6 +140,8 @@ class SignalNoise(AbstractProblem):
     m_k: int = 10
     m_v: int = 10
     init_scale: float = 0.01
+    score_scale: str = "none"
+    value_weights: str = "split"
     n_test: int = 1000
     data_seed: int | None = None
 
@@ -145,6 +160,8 @@ class SignalNoise(AbstractProblem):
         check_float("mu_norm", self.mu_norm, allow_zero=True)
         check_float("init_scale", self.init_scale)
         check_choice("patch_order", self.patch_order, ("signal_first", "random"))
+        check_choice("score_scale", self.score_scale, ("none", "inv_sqrt_mk"))
+        check_choice("value_weights", self.value_weights, ("split", "single"))
         check_data_seed(self.data_seed)
 
     @property
@@ -152,6 +169,11 @@ class SignalNoise(AbstractProblem):
         """‖µ‖ / (σ_p √s); infinite when σ_p = 0."""
         noise = self.sigma_p * math.sqrt(self.s)
         return math.inf if noise == 0 else self.mu_norm / noise
+
+    def model_options(self) -> dict:
+        """`SignalNoiseTransformer.random`'s keyword arguments for `score_scale` and `value_weights`."""
+        return {"score_scale": 1.0 / math.sqrt(self.m_k) if self.score_scale == "inv_sqrt_mk" else 1.0,
+                "single_value": self.value_weights == "single"}
 
     # ---- data and model -----------------------------------------------------
     def sample(self, key, count: int) -> dict:
@@ -180,7 +202,7 @@ class SignalNoise(AbstractProblem):
         data = {"train": self.sample(ktrain, self.n), "test": self.sample(ktest, self.n_test),
                 "mu": jnp.zeros(self.d).at[0].set(self.mu_norm)}
         model = SignalNoiseTransformer.random((kq, kk, kp, km), d=self.d, m_k=self.m_k, m_v=self.m_v,
-                                              scale=self.init_scale)
+                                              scale=self.init_scale, **self.model_options())
         return model, data
 
     def loss(self, model, data):

@@ -14,11 +14,21 @@ class Stages:
 
     `times[k, j]` ends stage j of seed k; `notes[k][j]` says why a stage was
     not reached; `criteria` holds the criterion used for each stage.
+    `vote[k]`: the fraction of seed k's 2·m_k signal signs that follow the
+    majority vote at the end of stage III (NaN if III was not reached);
+    `s11_at_IV[k]`: the mean s_11 at the end of stage IV; `s11_final[k]`: the
+    mean s_11 at the last save; `vote_min`, `s11_tol`: the thresholds of the
+    two checks (`vote_holds`, `s11_near_half`).
     """
 
     times: np.ndarray
     notes: list
     criteria: dict
+    vote: np.ndarray = None
+    s11_at_IV: np.ndarray = None
+    s11_final: np.ndarray = None
+    vote_min: float = 0.9
+    s11_tol: float = 0.1
 
     @property
     def reached(self) -> np.ndarray:
@@ -30,16 +40,51 @@ class Stages:
         ordered = np.all(np.diff(np.nan_to_num(self.times, nan=0.0), axis=1) >= 0, axis=1)
         return self.reached.all(axis=1) & ordered
 
+    @property
+    def vote_holds(self) -> np.ndarray:
+        """Per seed: stage III reached and at least `vote_min` of the signal signs follow the majority vote."""
+        return np.nan_to_num(self.vote, nan=-1.0) >= self.vote_min
+
+    @property
+    def s11_near_half(self) -> np.ndarray:
+        """Per seed: stage IV reached with |s_11 − ½| ≤ `s11_tol` at its end (the caption's "s_11 remains close to 1/2")."""
+        return np.abs(np.nan_to_num(self.s11_at_IV, nan=np.inf) - 0.5) <= self.s11_tol
+
+    def reasons(self) -> list:
+        """Per seed, why it is not in order ("" when it is): the stages not
+        reached (with their notes) or the first pair of stages out of order."""
+        out = []
+        for k, row in enumerate(self.times):
+            if self.in_order[k]:
+                out.append("")
+                continue
+            missing = [f"{STAGES[j]} not reached ({self.notes[k][j]})" for j in range(4) if not np.isfinite(row[j])]
+            if missing:
+                out.append("; ".join(missing))
+                continue
+            j = int(np.flatnonzero(np.diff(row) < 0)[0])
+            why = {0: "the query/key noise signs agreed before the noise left its initial size",
+                   1: "the query/key signal signs settled before the noise signs agreed",
+                   2: "the softmax polarised before the query/key signal signs settled"}[j]
+            out.append(f"{STAGES[j + 1]} ends ({row[j + 1]:.4g}) before {STAGES[j]} ({row[j]:.4g}): {why}")
+        return out
+
     def table(self) -> str:
-        lines = [f"{'seed':>4}  " + "  ".join(f"{'end of ' + s:>12}" for s in STAGES) + "  in order"]
+        lines = [f"{'seed':>4}  " + "  ".join(f"{'end of ' + s:>12}" for s in STAGES)
+                 + "  in order  III vote  s11 at IV  s11 final"]
         for k, row in enumerate(self.times):
             cells = [f"{t:12.4g}" if np.isfinite(t) else f"{'not reached':>12}" for t in row]
-            lines.append(f"{k:>4}  " + "  ".join(cells) + f"  {bool(self.in_order[k])}")
-        for j, s in enumerate(STAGES):
-            missing = [f"seed {k}: {self.notes[k][j]}" for k in range(len(self.notes)) if self.notes[k][j]]
-            if missing:
-                lines.append(f"stage {s} not reached — " + "; ".join(missing[:3]) + (" …" if len(missing) > 3 else ""))
+            extra = "".join(f"  {x:9.3g}" if x is not None and np.isfinite(x) else f"  {'-':>9}"
+                            for x in (_at(self.vote, k), _at(self.s11_at_IV, k), _at(self.s11_final, k)))
+            lines.append(f"{k:>4}  " + "  ".join(cells) + f"  {str(bool(self.in_order[k])):>8}" + extra)
+        for k, reason in enumerate(self.reasons()):
+            if reason:
+                lines.append(f"seed {k} not in order: {reason}")
         return "\n".join(lines)
+
+
+def _at(values, k):
+    return None if values is None else float(values[k])
 
 
 def _first(ts, mask):
@@ -48,7 +93,7 @@ def _first(ts, mask):
 
 
 def detect_stages(run, *, near_init=2.0, linear_tol=0.25, agreement=0.9, stable_fraction=0.2,
-                  polarised=0.05) -> Stages:
+                  polarised=0.05, vote_min=0.9, s11_tol=0.1) -> Stages:
     """The four stages of training on a `SignalNoise` run (SignGD, Adam, GD or a flow).
 
     Criteria (each a keyword argument):
@@ -69,6 +114,26 @@ def detect_stages(run, *, near_init=2.0, linear_tol=0.25, agreement=0.9, stable_
       that never moved show no vote).
     - IV ends when the softmax polarises: the first time the mean s_21 (weight
       of the noise query on the signal key) falls to `polarised` or below.
+
+    Two checks of what the stages should look like (they do not change the
+    stage times; `Stages.vote_holds` and `Stages.s11_near_half`):
+    - Stage III's majority vote. Where value noise outweighs value signal, the
+      gradient moves the query signal ⟨w_{Q,s}, µ⟩ towards the sign of
+      Σ_i ⟨w_{K,s}, y_iξ_i⟩ (it raises the signal query's score on the noise
+      key) and the key signal ⟨w_{K,s}, µ⟩ towards −sign Σ_i ⟨w_{Q,s}, y_iξ_i⟩
+      (it lowers the noise query's score on the signal key). `Stages.vote` is
+      the fraction of the 2·m_k signal signs that obey these two rules at the
+      end of stage III (the sums are the `key_noise`/`query_noise`
+      observables, unweighted means over i); the check passes when it is at
+      least `vote_min` (0.9: the tolerance of stage II's agreement, one
+      neuron in ten may be mid-flip). With the noise signs aligned (stage II)
+      the two rules give every neuron query and key signals of opposite sign,
+      so s_11 eventually decays too.
+    - Stage IV's s_11: the paper's Fig. 1 caption says s_11 "remains close to
+      1/2" when s_21 approaches zero. `Stages.s11_at_IV` is the mean s_11 at
+      the end of stage IV; the check passes when |s_11 − ½| ≤ `s11_tol` (0.1,
+      twice the `polarised` threshold that stands for "near zero").
+      `Stages.s11_final` is the mean s_11 at the last save (its limit).
     """
     ts = np.asarray(run.ts)
     obs = run.obs
@@ -113,13 +178,30 @@ def detect_stages(run, *, near_init=2.0, linear_tol=0.25, agreement=0.9, stable_
         times[k, 3] = _first(ts, obs["s21_mean"][k] <= polarised)
         if not np.isfinite(times[k, 3]):
             notes[k][3] = f"mean s_21 stayed above {polarised:g} (min {np.nanmin(obs['s21_mean'][k]):.3f})"
+    vote = np.full(n_seeds, np.nan)
+    s11_at_iv = np.full(n_seeds, np.nan)
+    if "query_noise" in obs and "key_noise" in obs:
+        for k in np.flatnonzero(np.isfinite(times[:, 2])):
+            i = int(np.searchsorted(ts, times[k, 2]))
+            q_rule = np.sign(obs["query_signal"][k, i]) == np.sign(obs["key_noise"][k, i])
+            k_rule = np.sign(obs["key_signal"][k, i]) == -np.sign(obs["query_noise"][k, i])
+            vote[k] = np.mean(np.concatenate([q_rule, k_rule]))
+    if "s11_mean" in obs:
+        for k in np.flatnonzero(np.isfinite(times[:, 3])):
+            s11_at_iv[k] = obs["s11_mean"][k, int(np.searchsorted(ts, times[k, 3]))]
+        s11_final = np.array([obs["s11_mean"][k][np.isfinite(obs["s11_mean"][k])][-1] for k in range(n_seeds)])
+    else:
+        s11_final = np.full(n_seeds, np.nan)
     criteria = {
         "I": f"query/key noise leave {near_init:g}× their initial size; value noise linear before (±{linear_tol:g})",
         "II": f"sign agreement of query and key noise ≥ {agreement:g}",
         "III": f"signs of all query/key signals fixed until the end (≥ last {stable_fraction:.0%} of saves)",
         "IV": f"mean s_21 ≤ {polarised:g}",
+        "III vote": f"≥ {vote_min:g} of the signal signs follow the majority vote at the end of III",
+        "IV s11": f"|mean s_11 − ½| ≤ {s11_tol:g} at the end of IV",
     }
-    return Stages(times=times, notes=notes, criteria=criteria)
+    return Stages(times=times, notes=notes, criteria=criteria, vote=vote, s11_at_IV=s11_at_iv, s11_final=s11_final,
+                  vote_min=vote_min, s11_tol=s11_tol)
 
 
 def report(run) -> str:
