@@ -11,6 +11,13 @@ import pytest
 
 import gradflow as gf
 from gradflow.problems import Cooccurrence, cooccurrence_claims, phase1_end
+from gradflow.problems.cooccurrence import (
+    distinct_word_tokens,
+    max_margin_G,
+    memorisation_threshold,
+    phase1_rate,
+    rise_threshold,
+)
 
 REDUCED = Cooccurrence(m=32, m1=64)
 
@@ -119,16 +126,69 @@ def test_phase_one(reduced_run, reduced_claims):
     assert (state.values["loss(T1)"] >= state.values["loss(0)"] / 8).all()
 
 
-def test_i2_i3_loss_rise_depends_on_initial_g3(reduced_claims):
-    # Measured: the I2/I3 losses rise (G(µ1), G(µ2) grow first) and then fall in
-    # seeds whose random G(µ3) starts below ~0.1; a seed whose G(µ3) starts large
-    # and positive has high I2/I3 losses from the start, and they only fall.
-    claim = reduced_claims["I2/I3 loss rises, then falls"]
-    g3 = claim.values["G(µ3) at t=0"]
-    low, high = g3 < 0.1, g3 > 0.3
-    assert low.any() and high.any()
-    assert claim.passed[low].all()
-    assert (claim.values["rise I2"][high] < 0.05).all() and (claim.values["rise I3"][high] < 0.05).all()
+@pytest.fixture(scope="module")
+def rise_claim(reduced_run):
+    # 16 seeds of the reduced instance up to t = 3 (the I2/I3 peaks come at t ≈ 0.01–0.2 and
+    # the fall after them is under way by t = 1; measured median peak time 0.06), run as four
+    # batches of 4 seeds with reduced_run's save count, so all reuse its compiled solve
+    # (t1, tolerances and save times are arguments): ~2 s instead of ~10 s for a 16-seed compile.
+    parts = []
+    for k in range(4):
+        run = gf.simulate(REDUCED, t1=3.0, seeds=list(range(4 * k, 4 * k + 4)), save=gf.LogGrid(n=80, t_min=1e-4),
+                          stepsize_controller=dfx.PIDController(rtol=1e-6, atol=1e-8))
+        parts.append({c.name: c for c in cooccurrence_claims(run)}["I2/I3 loss rises, then falls"])
+    passed = np.concatenate([c.passed for c in parts])
+    values = {k: np.concatenate([c.values[k] for c in parts]) for k in parts[0].values}
+    return passed, values
+
+
+def test_i2_i3_rise_then_fall_with_its_derived_condition(rise_claim):
+    # The claim carries its condition: the I_k loss rises then falls iff G(µ3)(0) < γ*_k, derived
+    # from the phase-1 reduction (see _theory.rise_threshold); a seed passes when the condition
+    # predicts what happens in both groups. Measured: 13 of 16 seeds (the same 13 at t1 = 30 and
+    # rtol 1e-8). In the three misses the reduction's rate is within 0.05 of zero (boundary
+    # seeds, where the random words' G(0), left out of the reduction, decide). Pinned with a
+    # margin of one seed.
+    passed, values = rise_claim
+    assert passed.size == 16
+    assert passed.sum() >= 12, values
+    # Both outcomes occur, so the condition is tested on both sides.
+    predicted = values["predicted rise I2"].astype(bool)
+    assert 0 < predicted.sum() < 16
+
+
+def test_rise_threshold_closed_form():
+    # With G(µ1)(0) = G(µ2)(0) = 0 the I2 rate is σ(−γ) − (2/3)σ(γ): zero at γ = ln(3/2).
+    for group in (2, 3):
+        assert abs(float(rise_threshold(0.0, 0.0, group)) - math.log(1.5)) < 1e-12  # bisection to 1e-16
+    g1, g2 = np.array([-1.0, 0.3, 0.7]), np.array([0.2, -0.5, 0.4])
+    for group in (2, 3):
+        gamma = rise_threshold(g1, g2, group)
+        # The rate changes sign at γ* (strictly decreasing in G(µ3)).
+        assert (phase1_rate(g1, g2, gamma - 1e-6, group) > 0).all()
+        assert (phase1_rate(g1, g2, gamma + 1e-6, group) < 0).all()
+    # A larger G(µ1)(0) makes I2 samples' F larger, so I2 needs a smaller G(µ3)(0) to rise.
+    assert rise_threshold(0.5, 0.0, 2) < rise_threshold(0.0, 0.0, 2) < rise_threshold(-0.5, 0.0, 2)
+
+
+@pytest.mark.parametrize("L, n, sign", [(4, 12, 1), (4, 18, -1), (4, 60, -1), (5, 12, 1), (5, 18, 0), (5, 24, -1)])
+def test_memorisation_threshold_is_the_max_margin_sign_change(L, n, sign):
+    # n* = 3(L+1) (15 at L = 4, 18 at L = 5) is derived in closed form; the max-margin classifier
+    # solved numerically on distinct-word data must have G(µ1)+G(µ3) > 0 below n*, = 0 at n*,
+    # < 0 above (n a multiple of 6 for exact group fractions).
+    assert memorisation_threshold(L) == 3 * (L + 1)
+    tokens, y, d = distinct_word_tokens(n, L)
+    words = tokens[tokens >= 3]
+    assert len(set(words.tolist())) == words.size and ((tokens == 2).sum(axis=1) == 1).all()
+    assert (np.bincount((tokens == 0).sum(1) + 2 * (tokens == 1).sum(1)) == [n // 6, n // 6, n // 6, n // 2]).all()
+    G = max_margin_G(tokens, y, d)
+    margins = y * G[tokens].sum(axis=1)
+    assert margins.min() > 1 - 1e-8  # feasible: every margin ≥ 1 (KKT residual < 1e-10)
+    s13, s23 = (G[0] + G[2]) / np.linalg.norm(G), (G[1] + G[2]) / np.linalg.norm(G)
+    # 1e-6: the dual is solved to 1e-10, so a zero sum shows as |s| ≪ 1e-6, while the nonzero
+    # ones in this list are ≥ 1e-2 (the closed form's a − b over its norm).
+    assert (np.sign(s13) if abs(s13) > 1e-6 else 0) == sign, s13
+    assert (np.sign(s23) if abs(s23) > 1e-6 else 0) == sign, s23
 
 
 @pytest.mark.parametrize(
@@ -142,12 +202,25 @@ def test_phase_two_claims_hold(reduced_claims, name):
 
 
 def test_g_sign_conditions_measured(reduced_claims):
-    # The simulation disagrees with the paper here in some seeds: G(µ1)+G(µ3) ends
-    # positive (I2 samples are then classified through the random words' G).
-    # Pinned: the total is always positive and at least one seed meets all three.
+    # On the paper's data (shared random words, n = 60 = 3.3 n*) the signs hold at the end in
+    # 3 of these 4 seeds; the miss ends with G(µ1)+G(µ3) = +0.49 (I2 classified through its
+    # random words' G). The total G(µ1)+G(µ2)+G(µ3) is positive in every seed.
     claim = reduced_claims["phase 2: sign conditions on G"]
     assert (claim.values["G1+G2+G3 at end"] > 0).all()
-    assert claim.passed.any()
+    assert claim.n_passed >= 3  # measured 3 of 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n, d, at_least, at_most", [(12, 64, 0, 0), (60, 303, 8, 8)])
+def test_g_sign_conditions_follow_the_memorisation_threshold(n, d, at_least, at_most):
+    # Distinct random words (the theory's data), 8 seeds, T = 300: below n* = 18 (n = 12, the
+    # most d = 64 allows) the signs fail in every seed; well above it (n = 60, d = 303) they
+    # hold in every seed. Measured 0/8 and 8/8 (benchmarks/cooccurrence_claims.py, also at
+    # T = 30 and 3000, σ0 ×0.1 and ×3, m = 128 for n = 12); pinned at the measured counts.
+    problem = Cooccurrence(n=n, d=d, m=32, m1=64, distinct_words=True)
+    run = gf.simulate(problem, t1=300.0, seeds=8, save=gf.LogGrid(n=40, t_min=1e-3))
+    claim = {c.name: c for c in cooccurrence_claims(run)}["phase 2: sign conditions on G"]
+    assert at_least <= claim.n_passed <= at_most, claim.values
 
 
 def test_claims_table_and_figures(reduced_run, tmp_path):

@@ -3,12 +3,49 @@ measured on a simulated `Run` of `Cooccurrence`.
 
 Every claim is checked per seed with a numeric criterion written next to it;
 the thresholds are ours (the paper states orders of magnitude), so the
-measured numbers are always reported beside pass/fail.
+measured numbers are always reported beside pass/fail. `NOTES` holds, per
+claim, what was found where the simulation and the paper differ.
 """
 
 import numpy as np
 
 from .._claims import Claim, claims_table
+from ._theory import memorisation_threshold, rise_threshold
+
+#: A group loss "rises" (or "falls") when it moves by more than this fraction of its
+#: value at t = 0: 100× the relative tolerance (≤ 1e-6) of the runs it is measured on,
+#: so integration error can neither make nor hide a rise.
+RISE_TOL = 1e-4
+
+NOTES = {
+    "I2/I3 loss rises, then falls": (
+        "The rise is the phase-1 mechanism: while attention is uniform, G(µ1) and G(µ2) are pushed up by I1 "
+        "(half the data) faster than I2/I3 push them down, and G(µ3) gets no net push while the classes are "
+        "balanced, so F grows on I2/I3 samples. Whether it happens is decided by the random initial outputs: in "
+        "the phase-1 reduction (`_theory.phase1_rate`) the I2 loss rises at t = 0 iff 2S1 − 2S2 − S3 − S4 > 0 "
+        "(S_k the group sums of g_i), i.e. iff G(µ3)(0) < γ*(G(µ1)(0), G(µ2)(0)), = ln(3/2) ≈ 0.41 when "
+        "G(µ1)(0) = G(µ2)(0) = 0. At the theory's initialisation G(µ)(0) ~ N(0, 1/L) is not small, so the "
+        "condition fails in some seeds (there the I2/I3 losses start high and only fall). Measured with the "
+        "condition in the claim (benchmarks/cooccurrence_claims.py, 16 seeds, T = 30): 13/16 on the paper's data "
+        "at m = 32, 14/16 at the paper's scale, 16/16 with distinct words (n = 60, d = 303). The condition "
+        "predicts the rise in 14–16 of 16 seeds per group, G(µ3)(0) < ln(3/2) alone in 11–16. Every miss has a "
+        "reduction rate within 0.05 of zero and no rise where one was predicted: the random words' G(0), left out of "
+        "the reduction, decide them."
+    ),
+    "phase 2: sign conditions on G": (
+        "With every random word used once (`distinct_words=True`, the theory's data), an I2/I3 sample can be "
+        "classified either by G(µ1)+G(µ3) < 0 (the paper's mechanism) or by its own random words "
+        "(memorisation). The max-margin classifier the MLP tends to in the phase-1 reduction memorises for "
+        "n < n* = 3(L+1) and uses G(µ1)+G(µ3) < 0 for n > n* (`_theory.memorisation_threshold`). n·L ≤ d − 3 at "
+        "the paper's d = 64 allows n ≤ 12 < 18 = n* (L = 5): every distinct-words run at d = 64 is in the "
+        "memorising regime. The theory needs distinct words and n well above 3(L+1) together, i.e. "
+        "d ≥ 3L(L+1) + 3 (93 at L = 5), which the paper's experiment (d = 64) lacks. Measured "
+        "(benchmarks/cooccurrence_claims.py, 8 seeds, m = 32): 0/8 at n = 12, d = 64 at T = 30, 300 and 3000, "
+        "with σ0 ×0.1 or ×3 and at m = 128; 1/8 at n = n* = 18; 4/8 at n = 24; 8/8 at n = 60 (d = 303). The "
+        "paper's shared random words (n = 60, d = 64): 6/8 (the max-margin sums are negative but small, −0.001 … −0.075 "
+        "of ‖G‖, so the random initial G still decides some seeds at T = 3000)."
+    ),
+}
 
 # Index pairs in the 3×3 `scores` observable ([key, query]) and `value_gram`.
 _SCORE_UP = {"µ2ᵀKᵀQµ1": (1, 0), "µ1ᵀKᵀQµ2": (0, 1)}
@@ -67,21 +104,27 @@ def claims(run) -> list[Claim]:
         {"score change by T1 / total": moved, "loss(T1)": loss_t1, "loss(0)": obs["loss"][:, 0]},
     ))
 
-    gl = obs["group_loss"]
-    rise, fall, peak = {}, {}, {}
+    gl, G0 = obs["group_loss"], obs["G"][:, 0]
+    rise_ok, rise_vals = np.ones(run.n_seeds, bool), {"G(µ3)(0)": G0[:, 2]}
     for k, g in ((1, "I2"), (2, "I3")):
+        gamma = rise_threshold(G0[:, 0], G0[:, 1], group=k + 1)
+        predicted = G0[:, 2] < gamma
+        loss0 = gl[:, 0, k]
         top = np.nanargmax(gl[:, :, k], axis=1)
-        rise[g] = gl[seeds, top, k] - gl[:, 0, k]
-        fall[g] = gl[seeds, top, k] - gl[seeds, iend, k]
-        peak[g] = ts[top]
-    g3_negative = np.where((obs["G"][..., 2] < 0).any(axis=1), ts[np.argmax(obs["G"][..., 2] < 0, axis=1)], np.nan)
+        rise, fall = gl[seeds, top, k] - loss0, gl[seeds, top, k] - gl[seeds, iend, k]
+        rose, fell = rise > RISE_TOL * loss0, fall > RISE_TOL * loss0
+        rise_ok &= np.where(predicted, rose & fell, ~rose)
+        rise_vals.update({f"γ* {g}": gamma, f"predicted rise {g}": predicted, f"rise {g} / loss(0)": rise / loss0,
+                          f"peak time {g}": ts[top]})
+    g3_neg = obs["G"][..., 2] < 0
+    rise_vals["time G(µ3) < 0"] = np.where(g3_neg.any(axis=1), ts[np.argmax(g3_neg, axis=1)], np.nan)
     out.append(Claim(
         "I2/I3 loss rises, then falls",
         "The loss of groups I2 and I3 first rises, then falls once G(µ3) turns negative.",
-        "max_t loss_Ik(t) exceeds loss_Ik(0) by > 1e-3 and ends below its peak, for k = 2, 3",
-        (rise["I2"] > 1e-3) & (rise["I3"] > 1e-3) & (fall["I2"] > 0) & (fall["I3"] > 0),
-        {"rise I2": rise["I2"], "rise I3": rise["I3"], "peak time I2": peak["I2"], "peak time I3": peak["I3"],
-         "time G(µ3) < 0": g3_negative, "G(µ3) at t=0": obs["G"][:, 0, 2]},
+        f"derived condition G(µ3)(0) < γ*_k (phase-1 reduction, `rise_threshold`; γ* = ln 3/2 when "
+        f"G(µ1)(0) = G(µ2)(0) = 0): where it holds the I_k loss rises above loss_Ik(0) by > {RISE_TOL:g}·loss_Ik(0) "
+        "and then falls below its peak by as much; where it fails it never rises by that much; k = 2, 3",
+        rise_ok, rise_vals,
     ))
 
     def directions(name, up, down):
@@ -111,12 +154,14 @@ def claims(run) -> list[Claim]:
 
     G = at("G", iend)
     sums = {"G1+G3": G[:, 0] + G[:, 2], "G2+G3": G[:, 1] + G[:, 2], "G1+G2+G3": G.sum(axis=1)}
+    fields = run.config["problem"]["fields"]
+    n_star = memorisation_threshold(fields["L"]) if fields["L"] >= 4 else np.nan
     out.append(Claim(
         "phase 2: sign conditions on G",
         "G(µ1)+G(µ3) < 0, G(µ2)+G(µ3) < 0, G(µ1)+G(µ2)+G(µ3) > 0.",
-        "the three signs at the end of the run",
+        "the three signs at the end of the run (with distinct random words they need n > n* = 3(L+1): see NOTES)",
         (sums["G1+G3"] < 0) & (sums["G2+G3"] < 0) & (sums["G1+G2+G3"] > 0),
-        {f"{k} at end": v for k, v in sums.items()},
+        {**{f"{k} at end": v for k, v in sums.items()}, "n / n*": np.full(run.n_seeds, fields["n"] / n_star)},
     ))
 
     after = (ts[None, :] >= np.nan_to_num(t1, nan=np.inf)[:, None]) & np.isfinite(obs["loss"])
