@@ -3,11 +3,14 @@ full settings in one command — the four stages (SignGD and the sign flow), the
 sign flow as SignGD's small-step limit and its cost, SignGD vs Adam vs GD, test
 loss vs SNR, Adam's convergence to AdamFlow, noisy MNIST.
 
-    python benchmarks/signgd_experiments.py [--quick] [--part all|flows|optimizers] [--figures DIR]
+    python benchmarks/signgd_experiments.py [--quick] [--part all|flows|optimizers|s11|adam] [--figures DIR]
 
 Prints each table and writes benchmarks/results/signgd_experiments[_PART].json.
 The two parts (flows: stages, sign limit, Adam order; optimizers: SignGD/Adam/GD,
-SNR, MNIST) can run as two processes at once.
+SNR, MNIST) can run as two processes at once. Two more parts answer issue 17 and
+are not in "all": s11 (s_11 at the end of stage IV under each modelling choice,
+`s11_candidates`) and adam (Adam's distance to SignGD against β1, β2, ε,
+`adam_vs_signgd`).
 """
 
 import argparse
@@ -28,7 +31,9 @@ from gradflow.problems.signal_noise import default_mnist  # noqa: E402
 from gradflow.problems.signal_noise.experiments import (  # noqa: E402
     four_stages,
     optimizer_comparison,
+    adam_vs_signgd,
     param_distance,
+    s11_candidates,
     sign_limit,
     snr_sweep,
 )
@@ -36,7 +41,7 @@ from gradflow.problems.signal_noise.experiments import (  # noqa: E402
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--quick", action="store_true")
 parser.add_argument("--figures", default=None, help="folder for the figures (PNG)")
-parser.add_argument("--part", choices=("all", "flows", "optimizers"), default="all")
+parser.add_argument("--part", choices=("all", "flows", "optimizers", "s11", "adam"), default="all")
 args = parser.parse_args()
 q = args.quick
 out = {"machine": machine(), "quick": q}
@@ -104,6 +109,12 @@ def part_adam():
          + [{"fitted order": order}])
 
 
+if args.part == "s11":
+    show("s_11 at the end of stage IV, per modelling choice (SignGD η = 1e-4, 600 steps)",
+         s11_candidates(problem, steps=300 if q else 600, seeds=2 if q else 8, verbose=False))
+if args.part == "adam":
+    rows, figures["adam_vs_signgd"] = adam_vs_signgd(problem, steps=300 if q else 3000, seeds=2 if q else 8)
+    show("Adam against SignGD (η = 1e-4, distance to SignGD's trajectory)", rows)
 if flows:
     part_flows()
     part_adam()

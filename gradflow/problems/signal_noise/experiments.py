@@ -14,7 +14,7 @@ import optax
 
 from ..._flows import SignFlow
 from ..._grids import LogGrid
-from ..._optim import adam_for_flow, sign_gd
+from ..._optim import Optimizer, adam_for_flow, sign_gd
 from ..._simulate import simulate
 from ..._train import train
 from ._figures import draw_stages
@@ -202,6 +202,114 @@ def optimizer_comparison(problem=None, *, optimizers=None, steps=3000, seeds=8, 
         ax.set_xlabel("step")
         ax.legend(fontsize="x-small")
     return rows, runs, fig
+
+
+# The modelling choices tried against the paper's s_11 ≈ ½ (issue 17), as field changes
+# of `SignalNoise`. Patch order cannot matter (the model has no positions: f is
+# permutation invariant) and is run as a check of that; how query/key noise is
+# averaged is an observable, not part of the dynamics, so it cannot move s_11.
+S11_VARIANTS = {
+    "baseline": {},
+    "patch order random": {"patch_order": "random"},
+    "scores / sqrt(m_k)": {"score_scale": "inv_sqrt_mk"},
+    "single value matrix": {"value_weights": "single"},
+    "init scale 1e-3": {"init_scale": 1e-3},
+    "init scale 0.1": {"init_scale": 0.1},
+    "SNR 2": {"snr": 2.0},
+    "SNR 0.5": {"snr": 0.5},
+    "SNR 0.25": {"snr": 0.25},
+}
+
+
+def s11_candidates(problem=None, *, variants=None, lr=1e-4, steps=600, seeds=8, save_n=300, verbose=True):
+    """s_11 under each modelling choice of `variants` ({name: field changes}; a
+    change "snr" sets ‖µ‖ = SNR·σ_p√s): SignGD at `lr` for `steps` steps, and per
+    variant over `seeds` seeds the four stages (`detect_stages`), the mean s_11 at
+    the end of stage IV, after 150 steps (the caption's t = 150) and at the end,
+    and the fraction of neurons whose query and key signals share a sign.
+
+    Returns rows (one per variant)."""
+    problem = problem or SignalNoise()
+    variants = variants or S11_VARIANTS
+    rows = []
+    for name, change in variants.items():
+        change = dict(change)
+        if "snr" in change:
+            change["mu_norm"] = float(change.pop("snr") * problem.sigma_p * np.sqrt(problem.s))
+        p = dataclasses.replace(problem, **change)
+        run = train(p, sign_gd(lr), steps=steps, dt=lr, seeds=seeds, save=LogGrid(n=save_n, t_min=lr))
+        st = detect_stages(run)
+        i150 = int(np.searchsorted(run.ts, 150 * lr))
+        row = {"variant": name, "snr": p.snr, "in order": int(st.in_order.sum()), "vote holds": int(st.vote_holds.sum()),
+               "T_IV": float(np.nanmean(st.times[:, 3])), "s11 at IV mean": float(np.nanmean(st.s11_at_IV)),
+               "s11 at IV min": float(np.nanmin(st.s11_at_IV)), "s11 at IV max": float(np.nanmax(st.s11_at_IV)),
+               "s11 near 1/2": int(st.s11_near_half.sum()),
+               "s11 at 150 steps": float(np.mean(run.obs["s11_mean"][:, i150])),
+               "s21 at 150 steps": float(np.mean(run.obs["s21_mean"][:, i150])),
+               "s11 final": float(np.mean(st.s11_final)),
+               "signal signs equal, final": float(np.mean(run.obs["signal_sign_agreement"][:, -1])),
+               "seeds": seeds, "t1": steps * lr}
+        rows.append(row)
+        if verbose:
+            print({k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+    return rows
+
+
+# Adam's (β1, β2, ε) against SignGD (issue 17): the paper's default first, then the two
+# roads to SignGD — β1, β2 → 0 (Adam's update is then g/(|g| + ε)) and β2 = β1 (the
+# bias-corrected m/√v is 1 for a gradient constant over the memory window) — each with
+# ε → 0, since once the loss is small the gradients fall below ε = 1e-8.
+ADAM_SETTINGS = (
+    (0.9, 0.999, 1e-8), (0.9, 0.999, 1e-20), (0.9, 0.99, 1e-8), (0.0, 0.999, 1e-20),
+    (0.9, 0.9, 1e-8), (0.9, 0.9, 1e-20), (0.5, 0.5, 1e-20), (0.0, 0.0, 1e-8), (0.0, 0.0, 1e-20),
+)
+
+
+def adam_vs_signgd(problem=None, *, settings=ADAM_SETTINGS, lr=1e-4, steps=3000, seeds=8, save_n=40):
+    """Adam (`optax.adam` through `gradflow.Optimizer`: one compile for every
+    (β1, β2, ε)) against SignGD at the same η = `lr`, the same data and
+    initialisations, `steps` steps. Per setting, over `seeds` seeds: the final
+    train loss, test loss and accuracy, the relative distance of the final
+    parameters to SignGD's (`param_distance`) and the max over save times of
+    |Δ mean value noise| relative to SignGD's largest value noise. The first row
+    is SignGD itself.
+
+    Returns (rows, figure)."""
+    problem = problem or SignalNoise()
+    grid = LogGrid(n=save_n, t_min=lr)
+    ref = train(problem, sign_gd(lr), steps=steps, dt=lr, seeds=seeds, save=grid)
+    scale = np.nanmax(np.abs(ref.obs["value_noise"]), axis=1)
+    runs = {"SignGD": ref}
+    rows = []
+    for b1, b2, eps in (None,) + tuple(settings):
+        if b1 is None:
+            run, label = ref, "SignGD"
+        else:
+            label = f"Adam β1={b1:g} β2={b2:g} ε={eps:g}"
+            run = train(problem, Optimizer(optax.adam, learning_rate=lr, b1=b1, b2=b2, eps=eps), steps=steps, dt=lr,
+                        seeds=seeds, save=grid)
+            runs[label] = run
+        row = {"optimizer": "SignGD" if b1 is None else "Adam", "b1": b1, "b2": b2, "eps": eps,
+               "failed": int((~run.ok).sum()),
+               "param dist": float(np.mean(param_distance(run.final, ref.final))),
+               "value-noise dist": float(np.mean(obs_distance(run, ref, "value_noise") / scale))}
+        for key in ("loss", "test_loss", "test_accuracy", "s11_mean"):
+            last = run.last(key)
+            row[f"{key} mean"], row[f"{key} std"] = float(np.nanmean(last)), float(np.nanstd(last))
+        rows.append(row)
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
+    for i, (label, run) in enumerate(runs.items()):
+        style = "k-" if label == "SignGD" else "-"
+        for ax, key in zip(axes, ("loss", "value_noise", "test_accuracy")):
+            ax.plot(run.ts[1:], np.nanmean(run.obs[key], 0)[1:], style, label=label, linewidth=2 if i == 0 else 1)
+    axes[0].set_yscale("log")
+    for ax, key in zip(axes, ("train loss", "mean value noise", "test accuracy")):
+        ax.set_xscale("log")
+        ax.set_xlabel("t = kη")
+        ax.set_title(f"{key} ({seeds} seeds, mean)")
+    axes[2].legend(fontsize="xx-small")
+    return rows, fig
 
 
 def snr_sweep(problem=None, *, snrs=(0.25, 0.5, 1.0, 2.0), optimizers=None, steps=3000, seeds=8, save_n=20):
