@@ -68,12 +68,17 @@ def test_bad_devices_are_refused_before_compiling():
 SCRIPT = textwrap.dedent("""
     import sys, jax
     jax.config.update("jax_enable_x64", True)
+    counts = {"hits": 0, "misses": 0}
+    def _count(event, **kwargs):
+        for name in counts:
+            counts[name] += event == f"/jax/compilation_cache/cache_{name}"
+    jax.monitoring.register_event_listener(_count)
     import gradflow as gf
     from gradflow.problems import LeastSquares
     directory = gf.enable_compile_cache(sys.argv[1])
     run = gf.simulate(LeastSquares(n=6, p=3), t1=1.0, seeds=2, save=gf.LinearGrid(n=3))
     run.save(sys.argv[2])
-    print(float(run.stats["compile_time"]))
+    print(counts["hits"], counts["misses"])
 """)
 
 
@@ -90,7 +95,8 @@ def test_compile_cache_writes_and_is_reused(tmp_path):
                              text=True, env=env, timeout=300)
         assert out.returncode == 0, out.stderr
         files = {p.relative_to(cache).as_posix(): p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
-        return float(out.stdout.split()[-1]), files
+        hits, misses = map(int, out.stdout.split()[-2:])
+        return (hits, misses), files
 
     first, files = once()
     # JAX's own entries, keyed on the lowered programs (the draw of the seeds and the solve); nothing else.
@@ -98,8 +104,9 @@ def test_compile_cache_writes_and_is_reused(tmp_path):
     second, files_again = once()
     # A hit reads the entries back and writes nothing new.
     assert files_again == files, (sorted(files), sorted(files_again))
-    # XLA compilation is skipped (tracing and lowering are not).
-    assert second < 0.5 * first, (first, second)
+    # XLA compilation is skipped: JAX's own counters say every compile of the second process was a
+    # cache hit, and the first compiled (missed) as many programs (counted, not timed: timings flake under load).
+    assert first[0] == 0 and first[1] >= 2 and second == (first[1], 0), (first, second)
     # Reproducible: the two processes (one compiling cold, one from the cache) and this
     # one (its own compile, no cache) save bitwise-identical arrays.
     here = gf.simulate(LeastSquares(n=6, p=3), t1=1.0, seeds=2, save=gf.LinearGrid(n=3))

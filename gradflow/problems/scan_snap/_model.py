@@ -167,11 +167,19 @@ class _ScanSnapBase(AbstractProblem):
 
     classes: SequenceClasses = eqx.field(default_factory=syn_small)
     init_scale: float = 0.0
+    frozen: tuple[str, ...] = ()
 
     def _check(self):
         if not isinstance(self.classes, SequenceClasses):
             raise ValueError("field `classes` must be a SequenceClasses (e.g. syn_small()).")
         check_float("init_scale", self.init_scale, allow_zero=True)
+        if isinstance(self.frozen, str) or not all(name in ("Y", "Z") for name in self.frozen):
+            raise ValueError(f"field `frozen` must be a tuple of names among ('Y', 'Z') (the matrices held fixed, "
+                             f"e.g. ('Z',) for Theorem 1's setting); got {self.frozen!r}.")
+
+    def trainable(self, model):
+        """Y and Z move unless named in `frozen` (Theorem 1 studies Y with Z fixed)."""
+        return YZ(Y="Y" not in self.frozen, Z="Z" not in self.frozen)
 
     def _init_model(self, key):
         M = self.classes.M
@@ -195,7 +203,17 @@ class _ScanSnapBase(AbstractProblem):
         ref = jnp.asarray(np.argmax(np.where(cls.distinct, cls.probs, -1.0), axis=1))
         f_ref = jnp.take_along_axis(f, ref[:, None], axis=1)
         n_distinct = jnp.maximum(distinct.sum(1), 1)
+        logits = jnp.einsum("km,ml->kl", f, model.Y)  # Yᵀ f_n
+        nxt = jnp.asarray(cls.next_token)
+        target = jax.nn.one_hot(nxt, cls.M, dtype=logits.dtype)
+        own = jnp.take_along_axis(logits, nxt[:, None], axis=1)[:, 0]
+        # ξ_n: the population gradient flow's ż_{ψ(n) l*} / f_{n l*}² at rate η_Z = 1 (Theorem 4's B_n = η_Z ∫ ξ_n).
+        grad_z = jax.grad(lambda Z: self.population_loss(eqx.tree_at(lambda m: m.Z, model, Z)))(model.Z)
+        z_speed = -jnp.take_along_axis(grad_z[jnp.asarray(cls.query)], ref[:, None], axis=1)[:, 0]
         return {
+            "xi": jnp.where(jnp.asarray(cls.distinct.any(axis=1)), z_speed / f_ref[:, 0] ** 2, jnp.nan),
+            "gamma": jnp.sum(logits * (target - jax.nn.softmax(logits, axis=-1)), axis=-1),
+            "h": (own - (logits.sum(-1) - own) / (cls.M - 1)) / cls.M,
             "attention": c,
             "entropy_distinct": _entropy(c, distinct),
             "z_rows": z_rows,
@@ -212,6 +230,9 @@ class _ScanSnapBase(AbstractProblem):
             "z_rows": r"$z_{\psi(n) l}$",
             "B": r"$B_n$: mean of $z_{\psi(n) l}$ over distinct $l$",
             "r": r"$r_{l/l^*|n} = f_{nl}^2 / f_{nl^*}^2 - 1$",
+            "xi": r"$\xi_n = \dot z_{\psi(n) l^*} / (\eta_Z f_{n l^*}^2)$",
+            "gamma": r"$f_n^\top Y (e_n - \alpha_n)$: back-propagated gradient along $f_n$",
+            "h": r"$h_n$: (own logit − mean other logit) / M",
         }
 
 
@@ -227,7 +248,15 @@ class ScanSnapPopulation(_ScanSnapBase):
     the paper's B_n(t): the mean over class n's distinct tokens of z_{ψ(n) l}
     (its change from t = 0 under the default zero init); and `r` — r_{l/l*|n}
     = f_{nl}²/f_{nl*}² − 1 against the most probable distinct token l* of class
-    n (0 for tokens that are not distinct in class n).
+    n (0 for tokens that are not distinct in class n); for Theorem 1, per class,
+    `gamma` = f_nᵀ Y (e_n − α_n) with α_n = softmax(Yᵀ f_n), the back-propagated
+    gradient's component along f_n, and `h` = (own logit − mean other logit)/M
+    of Yᵀ f_n (the theorem's h(t/K) when the f_n are orthonormal); for Theorem
+    4, `xi` = ξ_n = ż_{ψ(n) l*} / (η_Z f_{nl*}²) at the reference token (the
+    theorem's ż_{ml} = η_Z ξ_n f_{nl}² for every distinct l of class n, so
+    B_n(t) = η_Z ∫_0^t ξ_n; `theorem4` integrates it).
+
+    `frozen=("Z",)` holds Z fixed (Theorem 1's setting), `frozen=("Y",)` holds Y.
     """
 
     default_t1: ClassVar[float] = 1e4

@@ -183,3 +183,164 @@ def text_entropy_vs_lr(problem=None, *, learning_rates=(1.0, 2.0, 5.0), steps=50
         ax.set_ylabel("held-out attention entropy")
         ax.legend()
     return rows, runs, fig
+
+
+# ---- Theorems 1 and 4 against the simulated population flow --------------------------
+def _tight():
+    import diffrax as dfx
+
+    return dfx.PIDController(rtol=1e-10, atol=1e-12)
+
+
+def theorem1(settings=((2, 30, 1.0), (10, 100, 1.0), (10, 1000, 0.5), (10, 1000, 5.0)), *, t1=1e4, save_n=60,
+             common_weight=0.0):
+    """Theorem 1 in its own setting: Z held fixed at 0 (`frozen=("Z",)`), Y(0) = 0,
+    classes with disjoint (distinct) tokens so the f_n are orthonormal
+    (`fig3_classes(K, M, common_weight=0)`), the population flow at rate η_Y, Tsit5
+    at rtol 1e-10. For each (K, M, η_Y), over the save times t ∈ (0, t1]:
+
+    - `h error`: max relative error of the simulated h (own logit − mean other
+      logit of Yᵀ f_n, ÷ M) against the theorem's h(t/K) (`solve_h`);
+    - `gamma error`: max relative error of the simulated back-propagated gradient
+      along f_n, f_nᵀ Y (e_n − α_n), against the theorem's γ(t) (`gamma`);
+    - `gamma × M/(M−1) error`: the same against γ(t) M/(M−1).
+
+    With orthonormal f_n the flow reduces exactly to one scalar u = M h with
+    u̇ = (η_Y/K) M/(e^u + M − 1), i.e. the theorem's h equation, and the gradient
+    along f_n is u(M−1)/(e^u + M − 1) = γ(t) M/(M−1): the theorem's γ is the
+    M → ∞ form (relative error 1/(M−1)). `common_weight` > 0 adds one common
+    token (the f_n then overlap and the reduction is approximate).
+    Returns (rows, runs)."""
+    from ._model import gamma, solve_h
+
+    rows, runs = [], []
+    for K, M, eta_Y in settings:
+        problem = ScanSnapPopulation(classes=fig3_classes(K=int(K), M=int(M), common_weight=common_weight),
+                                     frozen=("Z",))
+        run = simulate(problem, GradientFlow(rates={"Y": float(eta_Y)}), t1=t1, seeds=1,
+                       save=LogGrid(n=save_n, t_min=1e-2), stepsize_controller=_tight(), max_steps=100_000)
+        ts = run.ts[1:]
+        h_th = solve_h(ts / K, M=int(M), eta_Y=float(eta_Y))[:, None]
+        g_th = gamma(ts, M=int(M), K=int(K), eta_Y=float(eta_Y))[:, None]
+        h, g = run.obs["h"][0, 1:], run.obs["gamma"][0, 1:]
+        rows.append({"K": int(K), "M": int(M), "eta_Y": float(eta_Y),
+                     "h error": float(np.max(np.abs(h / h_th - 1))),
+                     "gamma error": float(np.max(np.abs(g / g_th - 1))),
+                     "gamma × M/(M−1) error": float(np.max(np.abs(g / (g_th * M / (M - 1)) - 1))),
+                     "1/(M−1)": 1.0 / (M - 1), "steps": int(run.stats["steps"][0])})
+        runs.append(run)
+    return rows, runs
+
+
+def b_from_xi(run) -> np.ndarray:
+    """B_n(t) = η_Z ∫_0^t ξ_n (Theorem 4) from a run's `xi` observable, by the
+    trapezoid rule on its save grid (S, T, K)."""
+    _, eta_Z = _rates(run)
+    xi = np.nan_to_num(run.obs["xi"])
+    dt = np.diff(run.ts)[None, :, None]
+    return eta_Z * np.concatenate([np.zeros_like(xi[:, :1]), np.cumsum(0.5 * (xi[:, 1:] + xi[:, :-1]) * dt, axis=1)], 1)
+
+
+def _rates(run):
+    from ._claims import flow_rates
+
+    return flow_rates(run)
+
+
+def theorem4(rates=((1.0, 0.1), (5.0, 0.1), (1.0, 0.01), (10.0, 0.1)), *, K=10, M=1000, t1=1e7, save_n=300,
+             scan_floor=10.0, snap_start=10.0):
+    """Theorem 4 (one common token, `fig3_classes(K, M)`, zero init) against the
+    simulated population flow, for each (η_Y, η_Z), in one batched `sweep`.
+
+    B_n(t) is measured as η_Z ∫ ξ_n (`b_from_xi`; ξ_n = ż_{ψ(n) l*}/(η_Z f_{nl*}²)
+    from the exact gradient at each save, 300 log-spaced saves). The theorem's
+    growth laws, from `snap_prediction`: before t0 = 2K ln M/η_Y, B ≈ ½ ln t + c
+    once 2(M−1)²η_Yη_Z t²/(KM²) ≫ C0 (we fit from where it is `scan_floor` = 10,
+    to t0); after t0, B ≈ ½ ln ln(Mη_Y t/K) + c (we fit from `snap_start` × t0 =
+    10 t0 to t1). Each row: the fitted slope of B against ln t before t0 (theory
+    ½), against ln ln(Mη_Y t/K) after (theory ½), the same fits of the
+    prediction itself (how close ½ is reached on these windows), B(t1) measured
+    and predicted, and `xi spread`: at t1, the max relative spread over class 0's
+    distinct tokens l of ż_{ml}/f_{0l}², which the theorem takes to be one ξ_0 for
+    all l; `xi / closed form`: ξ_n against γ(t) M/(M−1)² S_n/K, its value if
+    Y had Theorem 1's form (S_n = Σ_{n'≠n} ⟨f_n, f_{n'}⟩, see the code).
+    Returns (rows, runs)."""
+    import equinox as eqx
+    import jax
+
+    from ._model import gamma, snap_prediction
+
+    classes = fig3_classes(K=K, M=M)
+    problem = ScanSnapPopulation(classes=classes)
+    runs = sweep(problem, rates=[{"Y": y, "Z": z} for y, z in rates], t1=t1, seeds=1,
+                 save=LogGrid(n=save_n, t_min=1e-3), stepsize_controller=_tight(), max_steps=200_000)
+    rows = []
+    for (eta_Y, eta_Z), run in zip(rates, runs):
+        ts = run.ts
+        B = b_from_xi(run)[0].mean(axis=1)  # classes are symmetric; mean over them
+        pred = snap_prediction(ts, M=M, K=K, eta_Y=eta_Y, eta_Z=eta_Z)
+        t0 = transition_time(M=M, K=K, eta_Y=eta_Y)
+        t_a = np.sqrt(scan_floor * K * M**2 / (2 * (M - 1) ** 2 * eta_Y * eta_Z))
+        pre, post = (ts >= t_a) & (ts <= t0), ts >= snap_start * t0
+        lnln = np.log(np.log(M * eta_Y * ts[post] / K))
+
+        def slope(x, y):
+            return float(np.polyfit(x, y, 1)[0]) if x.size > 2 else float("nan")
+
+        model = jax.tree.map(lambda x: x[0], run.final)
+        grad_z = jax.grad(lambda Z: problem.population_loss(eqx.tree_at(lambda m: m.Z, model, Z)))(model.Z)
+        f, _ = model.features(np.asarray(classes.probs), np.asarray(classes.query))
+        tokens = np.where(classes.distinct[0])[0]
+        ratio = -np.asarray(grad_z)[classes.query[0], tokens] / np.asarray(f)[0, tokens] ** 2
+        # ξ_n in closed form, if Y has Theorem 1's form: g_n = γ M/(M−1) (f_n − Σ_{n'≠n} f_{n'}/(M−1)), whose f_n part
+        # the LayerNorm Jacobian I − f_n f_nᵀ annihilates, leaving ż_{ml} = η_Z f_{nl}² γ M/(M−1)² S_n/K with
+        # S_n = Σ_{n'≠n} ⟨f_n, f_{n'}⟩ (the overlap through the common token).
+        c = run.obs["attention"][0]
+        fs = c / np.linalg.norm(c, axis=-1, keepdims=True)
+        gram = np.einsum("tkm,tjm->tkj", fs, fs)
+        S = gram.sum(-1) - np.einsum("tkk->tk", gram)
+        xi_closed = gamma(ts, M=M, K=K, eta_Y=eta_Y)[:, None] * M / (M - 1) ** 2 * S / K
+        xi = run.obs["xi"][0]
+        late = ts >= t0
+        rows.append({"eta_Y": eta_Y, "eta_Z": eta_Z, "t0": t0,
+                     "xi / closed form at t ≥ t0 (min, max)": (float(np.min(xi[late] / xi_closed[late])),
+                                                            float(np.max(xi[late] / xi_closed[late]))), "fit window before t0": (float(t_a), t0),
+                     "points before t0": int(pre.sum()),
+                     "slope in ln t before t0": slope(np.log(ts[pre]), B[pre]),
+                     "predicted slope in ln t before t0": slope(np.log(ts[pre]), pred[pre]),
+                     "slope in ln ln t after t0": slope(lnln, B[post]),
+                     "predicted slope in ln ln t after t0": slope(lnln, pred[post]),
+                     "B(t1)": float(B[-1]), "predicted B(t1)": float(pred[-1]),
+                     "xi spread": float(np.ptp(ratio) / np.abs(ratio).mean()),
+                     "steps": int(run.stats["steps"][0])})
+    return rows, runs
+
+
+def closed_form_velocity(problem, Y, Z, *, eta_Y=1.0, eta_Z=1.0):
+    """(Ẏ, Ż) of the population flow (Lemma 2) written out by hand in NumPy, an
+    independent check of the autodiff gradient: with α_n = softmax(Yᵀ f_n) and
+    g_n = Y(e_n − α_n) (the back-propagated gradient),
+
+        Ẏ = (η_Y/K) Σ_n f_n (e_n − α_n)ᵀ,
+        ż_m = (η_Z/K) Σ_{n: ψ(n) = m} (diag(c_n) − c_n c_nᵀ)(I − f_n f_nᵀ) g_n / ‖c_n‖,
+
+    the chain rule through f_n = c_n/‖c_n‖ and c_n = softmax(ln P(·|n) + z_m);
+    rows of Z that are no class's query do not move."""
+    cls = problem.classes
+    Y, Z = np.asarray(Y, dtype=float), np.asarray(Z, dtype=float)
+    K, M = cls.K, cls.M
+    Ydot, Zdot = np.zeros((M, M)), np.zeros((M, M))
+    for n in range(K):
+        m, p = cls.query[n], cls.probs[n]
+        w = np.where(p > 0, p * np.exp(Z[m] - Z[m][p > 0].max()), 0.0)
+        c = w / w.sum()
+        f = c / np.linalg.norm(c)
+        logits = Y.T @ f
+        alpha = np.exp(logits - logits.max())
+        alpha /= alpha.sum()
+        e = np.zeros(M)
+        e[cls.next_token[n]] = 1.0
+        Ydot += eta_Y / K * np.outer(f, e - alpha)
+        g = Y @ (e - alpha)
+        Zdot[m] += eta_Z / K * (np.diag(c) - np.outer(c, c)) @ (g - f * (f @ g)) / np.linalg.norm(c)
+    return Ydot, Zdot
