@@ -30,7 +30,10 @@ NOTES = {
         "at m = 32, 14/16 at the paper's scale, 16/16 with distinct words (n = 60, d = 303). The condition "
         "predicts the rise in 14–16 of 16 seeds per group, G(µ3)(0) < ln(3/2) alone in 11–16. Every miss has a "
         "reduction rate within 0.05 of zero and no rise where one was predicted: the random words' G(0), left out of "
-        "the reduction, decide them."
+        "the reduction, decide them. "
+        "\"Once G(µ3) turns negative\" is loose: the fall starts when d(G(µ1) + G(µ3))/dt turns negative. In seeds "
+        "with G(µ3)(0) > 0 whose loss rose, 17 of the 20 I2/I3 peaks (three settings above) come before G(µ3) "
+        "crosses zero, at 0.25–2.9 times that crossing time; with G(µ3)(0) < 0 it is negative from the start."
     ),
     "phase 2: sign conditions on G": (
         "With every random word used once (`distinct_words=True`, the theory's data), an I2/I3 sample can be "

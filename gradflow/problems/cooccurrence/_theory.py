@@ -140,12 +140,14 @@ def max_margin_sums(problem, seeds) -> dict[str, np.ndarray]:
     list of seeds): G(µ1)+G(µ3), G(µ2)+G(µ3) and G(µ1)+G(µ2)+G(µ3) of the max-margin
     G on that seed's data, each divided by ‖G‖₂ (the direction, as the flow sees it)."""
     import jax
+    import jax.numpy as jnp
 
-    ids = range(seeds) if isinstance(seeds, int) else seeds
+    ids = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    _, data = jax.jit(jax.vmap(problem.init))(jnp.stack([jax.random.PRNGKey(s) for s in ids]))
+    tokens, y = np.asarray(data["tokens"]), np.asarray(data["y"])
     out = {"G1+G3": [], "G2+G3": [], "G1+G2+G3": []}
-    for s in ids:
-        _, data = problem.init(jax.random.PRNGKey(int(s)))
-        G = max_margin_G(data["tokens"], data["y"], problem.d)
+    for k in range(len(ids)):
+        G = max_margin_G(tokens[k], y[k], problem.d)
         G = G / np.linalg.norm(G)
         out["G1+G3"].append(G[0] + G[2])
         out["G2+G3"].append(G[1] + G[2])
