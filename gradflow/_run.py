@@ -204,6 +204,66 @@ class Run:
             f"times={self.ts.shape[0]}, obs={sorted(self.obs)})"
         )
 
+    # ---- labelled arrays ---------------------------------------------------
+    def to_xarray(self):
+        """The run as an `xarray.Dataset` (needs the optional `xarray` package:
+        `pip install "gradflow[xarray]"`).
+
+        **Returns:**
+
+        A `Dataset` with
+
+        - dimensions `seed`, `time` and each observable's own axes, named
+          `{observable}_dim{i}` (e.g. `modes_dim0`); coordinates `seed` (the seed
+          ids the run was drawn with, else 0, 1, ...) and `time` (`run.ts`);
+        - one variable per observable, `(seed, time, ...)`, labelled
+          (`long_name`) by the problem's `describe_observables()`;
+        - one variable per per-seed stat, `(seed,)`: `steps`, `accepted`,
+          `rejected`, `gradient_evaluations`, `status` (with CF `flag_values` /
+          `flag_meanings` naming each `gradflow.Status`), `result`, `t_final`. A
+          stat whose name an observable already has is called `stats_{name}`;
+        - `attrs`: `config` (the run's record as a JSON string, so that it
+          survives netCDF; `json.loads(ds.attrs["config"]) == run.config`),
+          `kind`, `problem`, and the per-call `wall_time`, `compile_time` and
+          `started_at` (seconds; Unix time).
+
+        It writes to netCDF (`ds.to_netcdf(path)`, with netCDF4, h5netcdf or
+        scipy installed) or zarr and reads back equal. The models (`initial`,
+        `final`) are not included: save the run with `Run.save` for those.
+        """
+        try:
+            import xarray as xr
+        except ImportError:
+            raise ImportError('Run.to_xarray needs xarray: pip install "gradflow[xarray]".') from None
+        labels = {}
+        describe = getattr(self.problem, "describe_observables", None)
+        if callable(describe):
+            labels = dict(describe())
+        ids = self.config.get("seeds")
+        if isinstance(ids, (list, tuple)) and len(ids) == self.n_seeds and all(isinstance(i, int) for i in ids):
+            seed = np.asarray(ids, dtype=np.int64)
+        else:
+            seed = np.arange(self.n_seeds, dtype=np.int64)
+        variables = {}
+        for name, values in sorted(self.obs.items()):
+            dims = ("seed", "time") + tuple(f"{name}_dim{i}" for i in range(values.ndim - 2))
+            attrs = {"long_name": str(labels[name])} if name in labels else {}
+            variables[name] = xr.Variable(dims, values, attrs)
+        for name in Stats.PER_SEED:
+            attrs = {}
+            if name == "status":
+                attrs = {"flag_values": np.array([int(s) for s in Status], dtype=np.int64),
+                         "flag_meanings": " ".join(s.name.lower() for s in Status)}
+            variables["stats_" + name if name in variables else name] = xr.Variable(
+                ("seed",), np.asarray(self.stats[name]), attrs)
+        attrs = {
+            "config": json.dumps(self.config, allow_nan=False),
+            "kind": str(self.config.get("kind", "simulate")),
+            "problem": str(self.config.get("problem", {}).get("class", "")),
+            **{k: float(self.stats[k]) for k in ("wall_time", "compile_time", "started_at")},
+        }
+        return xr.Dataset(variables, coords={"seed": seed, "time": np.asarray(self.ts)}, attrs=attrs)
+
     # ---- save / load -------------------------------------------------------
     def save(self, path, *, force: bool = False) -> Path:
         """Write `arrays.eqx` (Equinox leaf serialisation) and `run.json` into
