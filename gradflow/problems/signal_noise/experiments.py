@@ -259,10 +259,17 @@ def s11_candidates(problem=None, *, variants=None, lr=1e-4, steps=600, seeds=8, 
 # roads to SignGD — β1, β2 → 0 (Adam's update is then g/(|g| + ε)) and β2 = β1 (the
 # bias-corrected m/√v is 1 for a gradient constant over the memory window) — each with
 # ε → 0, since once the loss is small the gradients fall below ε = 1e-8.
+# ε runs down to 1e-120: late in training SignGD follows the signs of gradients far below
+# 1e-20 (s_11 reaches 1e-43), which Adam sees only with an ε below them.
 ADAM_SETTINGS = (
     (0.9, 0.999, 1e-8), (0.9, 0.999, 1e-20), (0.9, 0.99, 1e-8), (0.0, 0.999, 1e-20),
-    (0.9, 0.9, 1e-8), (0.9, 0.9, 1e-20), (0.5, 0.5, 1e-20), (0.0, 0.0, 1e-8), (0.0, 0.0, 1e-20),
+    (0.9, 0.9, 1e-8), (0.9, 0.9, 1e-20), (0.9, 0.9, 1e-80), (0.5, 0.5, 1e-20),
+    (0.0, 0.0, 1e-8), (0.0, 0.0, 1e-20), (0.0, 0.0, 1e-40), (0.0, 0.0, 1e-80), (0.0, 0.0, 1e-120),
 )
+
+SPLIT_ACCURACY = 0.02
+"""|Δ test accuracy| that marks two runs as split: 20 of 1,000 test samples, 4× the
+spread of SignGD's final test accuracy over seeds (0.005)."""
 
 
 def adam_vs_signgd(problem=None, *, settings=ADAM_SETTINGS, lr=1e-4, steps=3000, seeds=8, save_n=40):
@@ -271,7 +278,9 @@ def adam_vs_signgd(problem=None, *, settings=ADAM_SETTINGS, lr=1e-4, steps=3000,
     initialisations, `steps` steps. Per setting, over `seeds` seeds: the final
     train loss, test loss and accuracy, the relative distance of the final
     parameters to SignGD's (`param_distance`) and the max over save times of
-    |Δ mean value noise| relative to SignGD's largest value noise. The first row
+    |Δ mean value noise| relative to SignGD's largest value noise, the max over
+    save times of |Δ test accuracy| and the first save time at which it exceeds
+    `SPLIT_ACCURACY` (mean over the seeds that split; NaN if none). The first row
     is SignGD itself.
 
     Returns (rows, figure)."""
@@ -281,7 +290,7 @@ def adam_vs_signgd(problem=None, *, settings=ADAM_SETTINGS, lr=1e-4, steps=3000,
     scale = np.nanmax(np.abs(ref.obs["value_noise"]), axis=1)
     runs = {"SignGD": ref}
     rows = []
-    for b1, b2, eps in (None,) + tuple(settings):
+    for b1, b2, eps in ((None, None, None),) + tuple(settings):
         if b1 is None:
             run, label = ref, "SignGD"
         else:
@@ -292,7 +301,12 @@ def adam_vs_signgd(problem=None, *, settings=ADAM_SETTINGS, lr=1e-4, steps=3000,
         row = {"optimizer": "SignGD" if b1 is None else "Adam", "b1": b1, "b2": b2, "eps": eps,
                "failed": int((~run.ok).sum()),
                "param dist": float(np.mean(param_distance(run.final, ref.final))),
-               "value-noise dist": float(np.mean(obs_distance(run, ref, "value_noise") / scale))}
+               "value-noise dist": float(np.mean(obs_distance(run, ref, "value_noise") / scale)),
+               "test-acc dist": float(np.mean(obs_distance(run, ref, "test_accuracy")))}
+        gap = np.abs(run.obs["test_accuracy"] - ref.obs["test_accuracy"]) > SPLIT_ACCURACY
+        split = [run.ts[np.flatnonzero(g)[0]] for g in gap if g.any()]
+        row["t split"] = float(np.mean(split)) if split else np.nan
+        row["seeds split"] = len(split)
         for key in ("loss", "test_loss", "test_accuracy", "s11_mean"):
             last = run.last(key)
             row[f"{key} mean"], row[f"{key} std"] = float(np.nanmean(last)), float(np.nanstd(last))
