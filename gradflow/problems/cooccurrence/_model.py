@@ -22,7 +22,7 @@ class CooccurrenceTransformer(eqx.Module):
     """F(X) = Σ_l Σ_j a_j w_jᵀ W_V X softmax(Xᵀ W_Kᵀ W_Q x_l / √m).
 
     Embeddings are one-hot, so a sample X = [µ_{t_1} … µ_{t_L}] is its token
-    indices t, W_V X = `WV[:, t]` and Xᵀ W_Kᵀ W_Q X = (W_Kᵀ W_Q)[t][:, t]: the
+    indices t, W_V X = `WV[:, t]` and Xᵀ W_Kᵀ W_Q X = `(W_Kᵀ W_Q)[t][:, t]`: the
     same function as the paper's matrix products, computed from the d×d score
     matrix and the d-vector G by indexing (3× faster than gathering columns).
     """
