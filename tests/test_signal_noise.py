@@ -51,6 +51,22 @@ def test_data_and_model():
     assert float(model(X[0])) == pytest.approx(f, rel=1e-12)  # float64 round-off
 
 
+def test_score_scale_and_single_value_options():
+    """The two modelling options tried against the paper's s_11 (issue 17), by formula."""
+    from gradflow.problems import SignalNoiseTransformer
+
+    model, data = INIT(jax.random.PRNGKey(0))
+    x = np.asarray(data["train"]["X"][0]).T  # d × 2, columns are patches
+    opts = dataclasses.replace(TINY, score_scale="inv_sqrt_mk", value_weights="single").model_options()
+    assert opts == {"score_scale": 0.5, "single_value": True}  # 1/√m_k with m_k = 4
+    scaled = SignalNoiseTransformer(model.WQ, model.WK, model.WV_plus, model.WV_minus, **opts)
+    v = np.asarray(model.WV_plus).mean(0)  # W_{V,−1} unused
+    S = 0.5 * x.T @ np.asarray(model.WK).T @ np.asarray(model.WQ) @ x  # [key l', query l]
+    f = sum(v @ x @ (np.exp(S[:, l]) / np.exp(S[:, l]).sum()) for l in range(2))
+    assert float(scaled(data["train"]["X"][0])) == pytest.approx(f, rel=1e-12)  # float64 round-off
+    assert SignalNoise().model_options() == {"score_scale": 1.0, "single_value": False}  # the defaults: unchanged
+
+
 def test_random_patch_order_indexes_roles():
     p = dataclasses.replace(TINY, patch_order="random")
     model, data = jax.jit(p.init)(jax.random.PRNGKey(1))
@@ -220,6 +236,8 @@ def test_adam_flow_state_and_rates():
         (lambda: SignalNoise(n=1), "`n`"),
         (lambda: SignalNoise(n_test=0), "`n_test`"),
         (lambda: SignalNoise(patch_order="middle"), "`patch_order`"),
+        (lambda: SignalNoise(score_scale="sqrt"), "`score_scale`"),
+        (lambda: SignalNoise(value_weights="double"), "`value_weights`"),
         (lambda: gf.AdamFlow(a=0.0), "`a`"),
         (lambda: gf.adam_for_flow(0.1, a=10.0), "lower the learning rate"),
         (lambda: gf.sign_gd(-1.0), "`learning_rate`"),
