@@ -117,8 +117,11 @@ class AbstractFlow(eqx.Module):
 class GradientFlow(AbstractFlow):
     """Gradient flow dθ/dt = −R ∇L(θ), with a rate per named model field.
 
-    `GradientFlow(rates={"Y": 10.0, "Z": 1.0})` moves field `Y` ten times faster
-    than `Z` (Tian et al.'s time-scale separation); fields not named move at rate 1.
+    **Arguments:**
+
+    - `rates`: `{field name: rate}`, the diagonal of R by model field.
+      `GradientFlow(rates={"Y": 10.0, "Z": 1.0})` moves field `Y` ten times faster
+      than `Z` (Tian et al.'s time-scale separation); fields not named move at rate 1.
     """
 
     rates: tuple[tuple[str, float], ...] = eqx.field(converter=_rates_tuple, default=None)
@@ -133,6 +136,11 @@ class SignFlow(AbstractFlow):
 
     As ε → 0 it tends to the sign flow dθ/dt = −sign(∇L), the small-step limit
     of SignGD; ε > 0 keeps the vector field Lipschitz so adaptive solvers apply.
+
+    **Arguments:**
+
+    - `eps`: ε > 0, the regularisation.
+    - `rates`: per-field rates R, as for `GradientFlow`.
     """
 
     eps: float = 1e-3
@@ -162,6 +170,12 @@ class AdamFlow(AbstractFlow):
     field is continuous there. The discrete counterpart is
     `gradflow.adam_for_flow(η, a=a, b=b, eps=eps)` (an `optax.adam`).
     The flow state is a dict {"params", "m", "v"}.
+
+    **Arguments:**
+
+    - `a`, `b`: the moment rates (β1 = 1 − aη, β2 = 1 − bη).
+    - `eps`: Adam's ε.
+    - `rates`: per-field rates R, as for `GradientFlow`.
     """
 
     a: float = 100.0
@@ -213,6 +227,11 @@ class ModifiedFlow(AbstractFlow):
     forward over reverse (`jax.linearize` of the gradient), so each vector-field
     evaluation costs one gradient and one Hessian–vector product (a run's
     `gradient_evaluations` counts vector-field evaluations).
+
+    **Arguments:**
+
+    - `lr`: the learning rate η of the gradient descent it models.
+    - `rates`: per-field rates R, as for `GradientFlow`.
     """
 
     lr: float
@@ -239,6 +258,11 @@ class MomentumFlow(AbstractFlow):
     Its discrete counterpart is `optax.sgd(η, momentum=β)` (m ← ∇L + βm,
     θ ← θ − ηm) read at t = kη, which stays O(η) from it (the momentum's
     start-up transient included) as η → 0 with β fixed.
+
+    **Arguments:**
+
+    - `beta`: the momentum β in [0, 1).
+    - `rates`: per-field rates R, as for `GradientFlow`.
     """
 
     beta: float
@@ -262,6 +286,11 @@ class HeavyBallFlow(AbstractFlow):
     t = kh (m ← ∇L + βm, θ ← θ − h² m; with v = −h m this is a step h of the
     flow), which stays O(h) from it as h → 0 (Polyak 1964; Kovachki & Stuart
     2021). The flow state is a dict {"params", "v"}.
+
+    **Arguments:**
+
+    - `gamma`: the friction γ ≥ 0.
+    - `rates`: per-field rates R, as for `GradientFlow`.
     """
 
     gamma: float

@@ -95,6 +95,8 @@ class Stats:
 class Run:
     """Results of one `simulate` or `train` call over a batch of seeds.
 
+    **Attributes:**
+
     - `ts`: save times, shape (times,); for `train`, step × dt.
     - `obs[name]`: shape (seeds, times, ...); NaN after a seed stopped or failed.
     - `initial`, `final`: the problem's model with a leading seed axis on every
@@ -104,6 +106,10 @@ class Run:
       (diffrax's code), `t_final`; per call `wall_time` and `compile_time`
       (seconds) and `started_at` (Unix time the compiled solve began).
     - `config`: a JSON-serialisable record of everything that produced it.
+    - `problem`: the problem the run was made with (None where unknown).
+
+    `run.save(dir)` writes it to a directory and `gradflow.load(dir)` reads it
+    back; `run.to_xarray()` gives it as a labelled `xarray.Dataset`.
     """
 
     def __init__(self, ts, obs, initial, final, stats, config, problem=None):

@@ -214,7 +214,7 @@ def simulate(
       with `shard_map`, so each device runs its own adaptive loop on its share
       (batched there as `batching` says); a seed's result does not depend on
       the number of devices. After `jax.distributed.initialize`, "all" spans
-      every process's devices (see README, "Several hosts").
+      every process's devices (see the docs' *Seeds and devices* page, "Several hosts").
     - `checkpoint_dir`, `checkpoint_every`, `resume`: integrate in segments of
       `checkpoint_every` steps per seed, carrying diffrax's solver and
       controller state across segments (the trajectory is that of one solve, to
@@ -230,6 +230,11 @@ def simulate(
       unit-rate gradient flow: an accuracy check).
       `gradflow.accuracy.invariant_drift` divides it by ‖c(0)‖ (relative drift),
       and gives the absolute drift beside it.
+
+    **Returns:**
+
+    A `Run`: the save times `ts`, the observables `obs[name]` (seeds × times × …),
+    the models at t = 0 and at the end, per-seed `stats` and the `config`.
 
     Every seed is solved with its own step sizes and result code; a seed that
     diverges, collapses its step size or runs out of steps is marked in

@@ -58,7 +58,9 @@ def sweep(problem: AbstractProblem, method=GradientFlow(), *, over: dict | None 
     - `**kwargs`: the other keywords of `simulate` or `train`, the same for every
       setting.
 
-    Returns one `Run` per setting, in order, each equal to the `simulate` or
+    **Returns:**
+
+    One `Run` per setting, in order, each equal to the `simulate` or
     `train` call with that setting (its `config["sweep"]` records the sweep and
     its index). The settings share one compile: the first run's
     `stats.compile_time` is the compile, the others' are 0.0.

@@ -88,24 +88,33 @@ def train(
 ) -> Run:
     """Run `steps` steps of `optimizer` on `problem` for each seed.
 
-    `optimizer`: a `gradflow.Optimizer` (e.g. `gf.Optimizer(optax.sgd,
-    learning_rate=0.1)`, `gf.sign_gd(η)`), whose float hyperparameters enter the
-    compiled steps as arguments, so a ladder of learning rates compiles once; or
-    any `optax.GradientTransformation` (compiled in: each new object, such as
-    each `optax.sgd(lr)`, compiles anew).
+    **Arguments:**
 
-    `dt` is the flow time one step stands for (the learning rate, for GD and
-    SignGD), so `run.ts` = step × dt is comparable with a `simulate` run's time
-    axis; `save` is the same kind of grid as for `simulate`, evaluated on
-    [0, steps·dt] and rounded to whole steps. Any `optax.GradientTransformation`
-    works unchanged. A seed whose parameters become NaN/Inf is marked
-    `Status.NONFINITE` with `t_final` at its first bad step. `batching` and
-    `batch_size` are as for `simulate`.
+    - `problem`, `seeds`, `progress`: as for `simulate`.
+    - `optimizer`: a `gradflow.Optimizer` (e.g. `gf.Optimizer(optax.sgd,
+      learning_rate=0.1)`, `gf.sign_gd(η)`), whose float hyperparameters enter the
+      compiled steps as arguments, so a ladder of learning rates compiles once; or
+      any `optax.GradientTransformation` (compiled in: each new object, such as
+      each `optax.sgd(lr)`, compiles anew). Any `optax.GradientTransformation`
+      works unchanged.
+    - `steps`: the number of optimiser steps.
+    - `dt`: the flow time one step stands for (the learning rate, for GD and
+      SignGD), so `run.ts` = step × dt is comparable with a `simulate` run's time
+      axis.
+    - `save`: the same kind of grid as for `simulate`, evaluated on
+      [0, steps·dt] and rounded to whole steps.
+    - `batching`, `batch_size`: as for `simulate`.
+    - `checkpoint_dir`, `checkpoint_every`, `resume`: write the parameters,
+      optimiser state and observables every `checkpoint_every` steps (atomically,
+      as `simulate` does); with `resume=True` a run continues from the last
+      checkpoint there. The result equals an uninterrupted run bitwise (each step
+      is the same compiled code).
 
-    `checkpoint_dir`: write the parameters, optimiser state and observables
-    every `checkpoint_every` steps (atomically, as `simulate` does); with
-    `resume=True` a run continues from the last checkpoint there. The result
-    equals an uninterrupted run bitwise (each step is the same compiled code).
+    **Returns:**
+
+    A `Run` on the same time axis as a `simulate` run. A seed whose parameters
+    become NaN/Inf is marked `Status.NONFINITE` with `t_final` at its first bad
+    step.
     """
     structure, _ = check_problem(problem)
     if not isinstance(optimizer, (optax.GradientTransformation, Optimizer)):

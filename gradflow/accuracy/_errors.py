@@ -26,7 +26,10 @@ from jax.flatten_util import ravel_pytree
 from .._problem import AbstractProblem, WrappedProblem
 
 MEASURES = ("linf", "l2", "final")
+"""The `measure` choices: max over save times, root mean square over save times, last save time."""
 SCALES = ("relative", "absolute", "minimiser")
+"""The `scale` choices: relative to the reference at each time, absolute, or relative to
+‖θ_ref(t) − θ*‖ (the distance still to go to the minimiser)."""
 NORMS = ("l2", "max")
 
 

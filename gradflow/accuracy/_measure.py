@@ -212,8 +212,13 @@ def work_precision(problem, flow: AbstractFlow = GradientFlow(), *, solvers=None
       between steps include the solver's interpolation error unless the setup
       is step aligned.
     - `numruns`: warm timed runs per row after the first (compiling) call.
+    - `problem`, `flow`, `t1`, `seeds`, `save`, `max_steps`, `progress`: as for
+      `gradflow.simulate`; `reference`: a `Reference` to measure against
+      (default: `reference(problem, flow, ...)` on the same save times).
 
-    One row per run, with per-seed errors reduced to the max and the median
+    **Returns:**
+
+    A `Table` with one row per run, with per-seed errors reduced to the max and the median
     over seeds, mean steps, rejected steps and gradient evaluations per seed,
     warm wall time (median, min and max of `numruns`; per seed too), the cold
     first call (compile included) and the compile alone, failed seeds and
@@ -382,7 +387,20 @@ def convergence_order(problem, solver, step_sizes, *, t1, seeds=1, flow: Abstrac
     every step, so no error of the solver's interpolation enters). Points within `floor_margin` × the
     floor — float64 round-off (100 ε) or the reference's own accuracy, the
     larger — are excluded and reported in `table.meta["excluded"]`; the local
-    orders between consecutive steps are in each row."""
+    orders between consecutive steps are in each row.
+
+    **Arguments:**
+
+    - `problem`, `flow`, `t1`, `seeds`: as for `gradflow.simulate`.
+    - `solver`: a fixed-step diffrax solver; `step_sizes`: the ladder of steps.
+    - `reference`: a `Reference` to reuse; `measure`, `norm`: the error measure
+      (see `trajectory_error`); `save`: the save times (default: as above).
+    - `floor_margin`: how far above the error floor a point must be to count.
+
+    **Returns:**
+
+    A `Table` with one row per step size (error, local order); the fitted order in
+    `table.meta["order"]` and its 95% interval in `table.meta["ci95"]`."""
     t1 = _check_t1(t1)
     check_measure(measure, "relative", norm)
     step_sizes = _positive_list("step_sizes", step_sizes)
@@ -434,7 +452,20 @@ def flow_gap(problem, optimizer_factory, learning_rates, *, flow=GradientFlow(),
     `flow` may also be a function of η returning the flow, for a flow that
     depends on the learning rate: `flow=lambda lr: gf.ModifiedFlow(lr=lr)`
     (GD → the modified flow: exponent 2). A reference is then solved per η
-    (`reference` must be None)."""
+    (`reference` must be None).
+
+    **Arguments:**
+
+    - `problem`, `t1`, `seeds`: as for `gradflow.train`.
+    - `optimizer_factory`: η ↦ an optimiser (`optax.sgd`, `gradflow.sign_gd`, …).
+    - `learning_rates`: the η ladder (t1/η whole numbers).
+    - `flow`: the flow, or η ↦ the flow.
+    - `reference`: a `Reference` of `flow` to reuse; `norm`: the parameter norm.
+
+    **Returns:**
+
+    A `Table` with one row per η (parameter distance and loss gap at t1), the
+    fitted exponent in `table.meta["order"]`."""
     t1 = _check_t1(t1)
     learning_rates = _positive_list("learning_rates", learning_rates)
     if not callable(optimizer_factory):

@@ -130,6 +130,20 @@ def reference(problem, flow: AbstractFlow = GradientFlow(), *, t1, seeds=1, save
     rtol/10) — runs beside it. Their agreement (final parameters and every
     observable) is reported; if it exceeds `tolerance` the reference is marked
     not verified and a warning says so. Use float64 (`jax_enable_x64`).
+
+    **Arguments:**
+
+    - `problem`, `flow`, `t1`, `seeds`, `save`, `max_steps`: as for `gradflow.simulate`.
+    - `exact`: use the closed form (None: where there is one).
+    - `solver`, `rtol`, `atol`: the reference solve (default Dopri8, rtol 1e-12).
+    - `check_solver`, `check_rtol`: the check solve beside it.
+    - `tolerance`: the largest agreement between the two for the reference to
+      count as verified.
+
+    **Returns:**
+
+    A `Reference`: the reference run, how it was made, and the agreement of the
+    check solve.
     """
     check_problem(problem, flow)
     t1 = _check_t1(t1)

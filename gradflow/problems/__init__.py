@@ -85,3 +85,4 @@ PROBLEMS = {
 `gradflow run` integrates to when --t1 is not given."""
 
 DEFAULT_PROBLEM = "cooccurrence"
+"""The problem `gradflow run` simulates when none is named."""

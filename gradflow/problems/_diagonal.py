@@ -14,6 +14,9 @@ from ._common import check_data_seed, check_float, check_int, data_key, orthonor
 
 
 class Diagonal(eqx.Module):
+    """The diagonal linear network's model: weights `u`, `v` (shape (p,)) with
+    regression vector `beta` = u⊙u − v⊙v."""
+
     u: Float[Array, " p"]
     v: Float[Array, " p"]
 

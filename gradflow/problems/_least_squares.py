@@ -12,6 +12,8 @@ from ._common import check_data_seed, check_float, check_int, data_key, orthonor
 
 
 class Linear(eqx.Module):
+    """The least-squares model: one parameter vector `theta` (shape (p,))."""
+
     theta: Float[Array, " p"]
 
 

@@ -13,6 +13,9 @@ from ._common import check_choice, check_data_seed, check_float, check_int, data
 
 
 class LinearNetwork(eqx.Module):
+    """The two-layer linear network x ↦ W2 W1 x (`W1`: hidden × inputs, `W2`:
+    outputs × hidden)."""
+
     W1: Float[Array, "hidden inputs"]
     W2: Float[Array, "outputs hidden"]
 
