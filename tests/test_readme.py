@@ -1,5 +1,6 @@
-"""The README's Python example runs as written and says what it claims, and every
-`gradflow` command line it shows runs (shortened: fewer seeds, smaller models)."""
+"""The README's Python example runs as written and says what it claims, the sweep example
+of the docs runs and compiles once, and every `gradflow` command line the README and the
+docs' command-line page show runs (shortened: fewer seeds, smaller models)."""
 
 import contextlib
 import io
@@ -13,6 +14,8 @@ import pytest
 matplotlib.use("Agg")
 
 README = Path(__file__).parent.parent / "README.md"
+SWEEPS = README.parent / "docs" / "concepts" / "compile-cache.md"  # the sweep example
+COMMAND_LINE = README.parent / "docs" / "concepts" / "command-line.md"  # every command line, with the README's
 
 
 def test_readme_python_example_runs():
@@ -25,11 +28,12 @@ def test_readme_python_example_runs():
     assert gd.ts[-1] == flow.ts[-1]  # the two runs share a time axis
 
 
-def test_readme_sweep_example_runs_and_compiles_once():
+def test_docs_sweep_example_runs_and_compiles_once():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    sweeps = re.findall(r"```python\n(.*?)```", SWEEPS.read_text(), flags=re.S)
     namespace = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
-    exec(compile(blocks[1], "README.md", "exec"), namespace)
+    exec(compile(sweeps[0], str(SWEEPS), "exec"), namespace)
     for name, points in (("by_t1", 2), ("by_scale", 3), ("by_lr", 3)):
         runs = namespace[name]
         assert len(runs) == points
@@ -62,13 +66,15 @@ SMALLER_PROBLEM = {  # by problem: a smaller model (by its own fields) or a shor
 
 
 def readme_commands() -> list[list[str]]:
-    """Every `gradflow ...` command of README.md's bash blocks, as argv (comments dropped)."""
+    """Every `gradflow ...` command of the bash blocks of README.md and of the docs'
+    command-line page, as argv (comments dropped), each once, in order."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S):
+    text = README.read_text() + "\n" + COMMAND_LINE.read_text()
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         for line in block.splitlines():
             for part in line.split("#", 1)[0].split("&&"):
                 words = shlex.split(part)
-                if words[:1] == ["gradflow"]:
+                if words[:1] == ["gradflow"] and words[1:] not in commands:
                     commands.append(words[1:])
     return commands
 
