@@ -4,8 +4,8 @@ to the trainable parameters, by Lanczos iteration on Hessian–vector products.
 `Sharpness(problem, k=2)` is the problem with one more observable, "sharpness"
 (the top-k eigenvalues, largest first), computed inside the solve at the save
 times, for `simulate` and `train` alike, and "sharpness_hvps", the number of
-Hessian–vector products each save cost. It wraps any problem, the README's
-user-defined ones included.
+Hessian–vector products each save cost. It wraps any problem, users' own
+problems included.
 
 Lanczos is hand-written because neither JAX nor its ecosystem has a jittable one
 with full reorthogonalisation (`jax.scipy.sparse.linalg` has solvers, not
