@@ -314,7 +314,7 @@ def adam_vs_signgd(problem=None, *, settings=ADAM_SETTINGS, lr=1e-4, steps=3000,
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
     for i, (label, run) in enumerate(runs.items()):
-        style = "k-" if label == "SignGD" else "-"
+        style = "k-" if label == "SignGD" else ("-" if i <= 10 else "--")  # the colour cycle has 10
         for ax, key in zip(axes, ("loss", "value_noise", "test_accuracy")):
             ax.plot(run.ts[1:], np.nanmean(run.obs[key], 0)[1:], style, label=label, linewidth=2 if i == 0 else 1)
     axes[0].set_yscale("log")
