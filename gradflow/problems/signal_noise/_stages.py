@@ -189,7 +189,8 @@ def detect_stages(run, *, near_init=2.0, linear_tol=0.25, agreement=0.9, stable_
     if "s11_mean" in obs:
         for k in np.flatnonzero(np.isfinite(times[:, 3])):
             s11_at_iv[k] = obs["s11_mean"][k, int(np.searchsorted(ts, times[k, 3]))]
-        s11_final = np.array([obs["s11_mean"][k][np.isfinite(obs["s11_mean"][k])][-1] for k in range(n_seeds)])
+        finite = [obs["s11_mean"][k][np.isfinite(obs["s11_mean"][k])] for k in range(n_seeds)]
+        s11_final = np.array([f[-1] if f.size else np.nan for f in finite])
     else:
         s11_final = np.full(n_seeds, np.nan)
     criteria = {
