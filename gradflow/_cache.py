@@ -13,17 +13,27 @@ def default_cache_dir() -> Path:
 
 
 def enable_compile_cache(directory: str | os.PathLike | None = None) -> Path:
-    """Store every compiled solve on disk in `directory` (default:
-    `default_cache_dir()`) and reuse it in later processes, so a second run
-    of the same configuration skips XLA compilation (seconds to minutes).
+    """Store every compiled solve on disk and reuse it in later processes, so a
+    second run of the same configuration skips XLA compilation (seconds to
+    minutes).
 
     Every compile is cached, however short (JAX's defaults skip those under
     1 s). JAX keys each entry on the lowered program itself (and the
     compiler's version and options); models and data are arguments of
     gradflow's programs, never constants, so one entry serves every data set
     of the same shapes and no entry can hand back another input's results.
-    Returns the directory. The cache is trusted code: keep it private.
-    The `gradflow` command turns it on unless given `--no-cache`.
+    The cache is trusted code: keep it private. The `gradflow` command turns
+    it on unless given `--no-cache`.
+
+    **Arguments:**
+
+    - `directory`: where to store the cache (created if missing; it must be
+      writable). Default: `$GRADFLOW_CACHE_DIR`, else
+      `$XDG_CACHE_HOME/gradflow/jax`, else `~/.cache/gradflow/jax`.
+
+    **Returns:**
+
+    The directory, as a `Path`.
     """
     import jax
     from jax.experimental.compilation_cache import compilation_cache
@@ -43,7 +53,10 @@ def enable_compile_cache(directory: str | os.PathLike | None = None) -> Path:
 
 
 def disable_compile_cache() -> None:
-    """Stop reading and writing the persistent compilation cache."""
+    """Stop reading and writing the persistent compilation cache.
+
+    Takes no arguments and returns None.
+    """
     import jax
     from jax.experimental.compilation_cache import compilation_cache
 

@@ -17,7 +17,13 @@ def _check_t1(t1) -> float:
 
 
 class AbstractGrid(eqx.Module):
-    """Save times on [0, t1], always including both ends."""
+    """Save times on [0, t1], always including both ends.
+
+    A subclass defines:
+
+    - `n`: the number of save times (a field).
+    - `times(t1)`: the increasing save times, first 0 and last `t1`.
+    """
 
     n: eqx.AbstractVar[int]
 
@@ -35,7 +41,12 @@ def _check_n(n, minimum: int) -> None:
 
 
 class LinearGrid(AbstractGrid):
-    """`n` equally spaced times from 0 to t1."""
+    """`n` equally spaced times from 0 to t1.
+
+    **Arguments:**
+
+    - `n`: the number of save times, an integer >= 2 (default 101).
+    """
 
     n: int = 101
 
@@ -52,7 +63,13 @@ class LogGrid(AbstractGrid):
 
     Training dynamics span many decades of time (phases at t ~ 1/m, then
     t ~ log m, ...), so a log grid resolves them all with a few hundred points.
-    `t_min` is absolute; if it is not below t1, it is taken as t1 · 1e-4.
+
+    **Arguments:**
+
+    - `n`: the number of save times, t = 0 included, an integer >= 3
+      (default 200).
+    - `t_min`: the first positive save time, finite and > 0 (default 1e-3).
+      It is absolute; if it is not below t1, it is taken as t1 · 1e-4.
     """
 
     n: int = 200

@@ -125,11 +125,18 @@ def _sign_gd(learning_rate):
 
 
 def sign_gd(learning_rate: float) -> Optimizer:
-    """SignGD, θ ← θ − η sign(∇L): `optax.scale_by_sign()` then the learning rate,
-    as an `Optimizer` (a ladder of η compiles once in `train`).
+    """SignGD, θ ← θ − η sign(∇L): `optax.scale_by_sign()` then the learning rate.
 
     Its small-η limit, read at t = kη, is the sign flow (`gradflow.SignFlow` as
     ε → 0); train it with `dt=learning_rate`.
+
+    **Arguments:**
+
+    - `learning_rate`: η, a finite number > 0.
+
+    **Returns:**
+
+    An `Optimizer` (a ladder of η compiles once in `train`).
     """
     _check_lr(learning_rate)
     return Optimizer(_sign_gd, learning_rate=float(learning_rate))
@@ -140,9 +147,21 @@ def _adam_for_flow(learning_rate, a, b, eps):
 
 
 def adam_for_flow(learning_rate: float, *, a: float = 100.0, b: float = 1.0, eps: float = 1e-8) -> Optimizer:
-    """`optax.adam` with β1 = 1 − aη and β2 = 1 − bη, as an `Optimizer`: the
-    discrete optimiser whose η → 0 limit (at t = kη) is `gradflow.AdamFlow(a, b,
-    eps)`. The defaults give Adam's usual β1 = 0.9, β2 = 0.999 at η = 1e-3."""
+    """`optax.adam` with β1 = 1 − aη and β2 = 1 − bη: the discrete optimiser whose
+    η → 0 limit (at t = kη) is `gradflow.AdamFlow(a, b, eps)`.
+
+    **Arguments:**
+
+    - `learning_rate`: η, a finite number > 0.
+    - `a`, `b`: the rates of the first and second moments, finite and > 0, with
+      a·η < 1 and b·η < 1 (so β1, β2 are in (0, 1)). The defaults (100 and 1)
+      give Adam's usual β1 = 0.9, β2 = 0.999 at η = 1e-3.
+    - `eps`: Adam's ε (default 1e-8).
+
+    **Returns:**
+
+    An `Optimizer`.
+    """
     _check_lr(learning_rate)
     for name, value in (("a", a), ("b", b)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):

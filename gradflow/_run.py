@@ -39,12 +39,21 @@ def leaf_names(tree) -> list[str]:
 class Stats:
     """Per-seed counters and per-call timings of a run.
 
-    Per seed (arrays of shape (seeds,)): `steps`, `accepted`, `rejected`,
-    `gradient_evaluations`, `status` (a `gradflow.Status` code), `result`
-    (diffrax's result code; 0 for `train`), `t_final`. Per call (0-d arrays):
-    `wall_time` and `compile_time` in seconds, `started_at` (Unix time the
-    compiled solve began; NaN where unknown). `stats["steps"]` reads a field
-    by name, as a dict would.
+    **Attributes:**
+
+    Per seed (arrays of shape (seeds,)):
+
+    - `steps`, `accepted`, `rejected`, `gradient_evaluations`: the counters.
+    - `status`: a `gradflow.Status` code.
+    - `result`: diffrax's result code; 0 for `train`.
+    - `t_final`: the time the seed's run ended.
+
+    Per call (0-d arrays):
+
+    - `wall_time`, `compile_time`: in seconds.
+    - `started_at`: Unix time the compiled solve began; NaN where unknown.
+
+    `stats["steps"]` reads a field by name, as a dict would.
     """
 
     steps: np.ndarray

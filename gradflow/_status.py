@@ -4,7 +4,22 @@ import enum
 
 
 class Status(enum.IntEnum):
-    """What happened to one seed. Stored as an int in `run.stats["status"]`."""
+    """What happened to one seed. Stored as an int in `run.stats["status"]`.
+
+    **Members:**
+
+    - `OK`: reached t1.
+    - `STOPPED`: the stop condition was met before t1.
+    - `MAX_STEPS`: max_steps was reached before t1.
+    - `NONFINITE`: the state or its gradient became NaN/Inf.
+    - `STEP_COLLAPSE`: the step size collapsed (many consecutive rejected steps).
+    - `FAILED`: the solver failed; see `run.stats["result"]` for diffrax's code.
+
+    **Attributes:**
+
+    - `message`: what happened and what to do about it, in words.
+    - `failed`: True for every member but `OK` and `STOPPED`.
+    """
 
     OK = 0
     STOPPED = 1

@@ -14,7 +14,15 @@ def _check_threshold(value, name):
 
 
 class AbstractStop(eqx.Module):
-    """A per-seed condition that ends the seed's integration early."""
+    """A per-seed condition that ends the seed's integration early.
+
+    A subclass defines:
+
+    - `__call__(loss_fn, grad_fn, params)`: True when this seed should stop at
+      `params`.
+    - `gradient_evaluations_per_step`: the gradient evaluations the check costs
+      per step (class variable; counted in the run's gradient evaluations).
+    """
 
     @abc.abstractmethod
     def __call__(self, loss_fn, grad_fn, params):
@@ -24,8 +32,14 @@ class AbstractStop(eqx.Module):
 
 
 class LossBelow(AbstractStop):
-    """Stop a seed once its loss is below `threshold` (costs one loss
-    evaluation per step)."""
+    """Stop a seed once its loss is below `threshold`.
+
+    It costs one loss evaluation per step.
+
+    **Arguments:**
+
+    - `threshold`: the loss to stop below, a finite number > 0.
+    """
 
     threshold: float
     gradient_evaluations_per_step = 0
@@ -38,9 +52,15 @@ class LossBelow(AbstractStop):
 
 
 class GradNormBelow(AbstractStop):
-    """Stop a seed once ‖∇L‖₂ over the trainable parameters is below
-    `threshold` (costs one extra gradient evaluation per step; counted in the
-    run's gradient evaluations)."""
+    """Stop a seed once ‖∇L‖₂ over the trainable parameters is below `threshold`.
+
+    It costs one extra gradient evaluation per step, counted in the run's
+    gradient evaluations.
+
+    **Arguments:**
+
+    - `threshold`: the gradient norm to stop below, a finite number > 0.
+    """
 
     threshold: float
     gradient_evaluations_per_step = 1
