@@ -395,12 +395,21 @@ def compare(runs, name="loss", *, labels=None, ax=None, component=None, linestyl
 
 def save_figures(run, directory, *, max_figures=8) -> list[Path]:
     """Write `loss.png` and one figure per other small observable (at most 16
-    components) into `directory`; returns the paths.
+    components) into `directory`.
 
     A scalar observable is drawn as median and 10–90% band over seeds; a vector
     or matrix one for seed 0 alone, since the same component of different seeds
     need not mean the same thing (seeds may draw their own data, and hidden
-    units may pair up differently)."""
+    units may pair up differently).
+
+    **Arguments:**
+
+    - `run`: a `gradflow.Run`.
+    - `directory`: where to write the PNGs (created if missing).
+    - `max_figures`: the most figures to write, `loss.png` included (default 8).
+
+    **Returns:** the paths written.
+    """
     import matplotlib.pyplot as plt
 
     directory = Path(directory)
@@ -432,13 +441,24 @@ def _finite(value) -> bool:
 
 
 def work_precision(table, *, error="param error", axes=None, title=None):
-    """A work-precision diagram of a `gradflow.accuracy.work_precision` table:
+    """A work-precision diagram of a `gradflow.accuracy.work_precision` table.
+
     `error` against gradient evaluations (left) and against warm wall time
     (right: the median of the table's timed runs, with a bar from the fastest to
     the slowest), log–log, one colour per solver (setup) and, where the table
     has a `precision` column, one line style per precision (float64 solid,
     float32 dashed). The y axis names the error measure (`table.meta["error"]`).
-    Failed runs (no error) are left out. Returns the figure."""
+    Failed runs (no error) are left out.
+
+    **Arguments:**
+
+    - `table`: a `gradflow.accuracy.Table` from `work_precision`.
+    - `error`: the column to plot as the error (default "param error").
+    - `axes`: two matplotlib axes to draw on (default: a new figure).
+    - `title`: the figure's title (default: the table's title).
+
+    **Returns:** the figure.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.ticker import NullFormatter
@@ -504,6 +524,10 @@ def error_profile(runs, reference, *, name="params", scale="relative", labels=No
     - `reference`: a `gradflow.accuracy.Reference` (or its run) on the same grid.
     - `name`: "params" or an observable; `scale`: "relative" (at each time) or
       "absolute".
+    - `labels`: one legend label per run (default: "run 0", "run 1", ...).
+    - `ax`: the axes to draw on (default: a new figure).
+
+    **Returns:** `ax`.
     """
     from .accuracy import pointwise_error
 
