@@ -35,8 +35,14 @@ NORMS = ("l2", "max")
 
 class TrackParams(WrappedProblem):
     """`inner` with one more observable, "params": its trainable parameters,
-    flattened (so parameter errors can be measured at every save time). Every
-    other method is `inner`'s."""
+    flattened (so parameter errors can be measured at every save time).
+
+    Every other method is `inner`'s.
+
+    **Arguments:**
+
+    - `inner`: any problem.
+    """
 
     inner: AbstractProblem
 
@@ -80,10 +86,22 @@ def describe(measure: str, scale: str, norm: str) -> str:
 
 
 def pointwise_error(a, b, *, scale="relative", norm="l2", distance=None) -> np.ndarray:
-    """(seeds, times): the error of `a` against `b` (arrays (seeds, times, ...)) at
-    each save time, in `norm` over the components, divided as `scale` says
-    (`distance`: ‖b(t) − θ*‖ per seed and time, for "minimiser"). Times where `a`
-    was not saved (NaN after a failure) count as infinite error."""
+    """The error of `a` against `b` at each save time.
+
+    **Arguments:**
+
+    - `a`, `b`: arrays (seeds, times, ...): the run's values and the
+      reference's, of one shape.
+    - `scale`: what the error is divided by: "relative" (default), "absolute"
+      or "minimiser" (see `SCALES`).
+    - `norm`: the norm over the components, "l2" (default) or "max".
+    - `distance`: ‖b(t) − θ*‖ per seed and time, for `scale="minimiser"`.
+
+    **Returns:**
+
+    An array (seeds, times). Times where `a` was not saved (NaN after a
+    failure) count as infinite error.
+    """
     a = np.asarray(a, dtype=float).reshape(a.shape[0], a.shape[1], -1)
     b = np.asarray(b, dtype=float).reshape(b.shape[0], b.shape[1], -1)
     if a.shape != b.shape:
@@ -104,9 +122,20 @@ def pointwise_error(a, b, *, scale="relative", norm="l2", distance=None) -> np.n
 
 
 def trajectory_error(a, b, *, measure="linf", scale="relative", norm="l2", distance=None) -> np.ndarray:
-    """Per seed, the error of `a` against `b` (arrays (seeds, times, ...)): the
-    `pointwise_error` at each save time, reduced over the times as `measure`
-    says ("linf": max, "l2": root mean square, "final": the last)."""
+    """Per seed, the error of `a` against `b` over the whole trajectory.
+
+    **Arguments:**
+
+    - `a`, `b`: arrays (seeds, times, ...), as for `pointwise_error`.
+    - `measure`: how the `pointwise_error` at each save time is reduced over
+      the times: "linf" (max, the default), "l2" (root mean square) or "final"
+      (the last).
+    - `scale`, `norm`, `distance`: as for `pointwise_error`.
+
+    **Returns:**
+
+    An array (seeds,).
+    """
     err = pointwise_error(a, b, scale=scale, norm=norm, distance=distance)
     if measure == "final":
         return err[:, -1]

@@ -333,12 +333,23 @@ _FLOOR = 100 * np.finfo(np.float64).eps  # relative errors below this are round-
 def fit_order(step_sizes, errors, *, floor: float = 0.0) -> dict:
     """The slope of log(error) against log(step): the order.
 
-    Points whose error is below `floor` (round-off, or a margin above the
-    reference's own accuracy) or not finite are excluded and listed in
-    "excluded". The fit is least squares over the rest; its 95% interval uses
-    Student's t with n − 2 degrees of freedom (1.96 is the large-n limit: at 3
-    points the factor is 12.7). "local" holds the order between each pair of
-    consecutive points, log(e_i/e_{i+1}) / log(h_i/h_{i+1})."""
+    **Arguments:**
+
+    - `step_sizes`: the step sizes h.
+    - `errors`: the error e at each step size.
+    - `floor`: points whose error is below it (round-off, or a margin above the
+      reference's own accuracy) or not finite are excluded (default 0).
+
+    **Returns:**
+
+    A dict: "order" (the least-squares slope over the points kept; NaN with
+    fewer than 2), "stderr" and "ci95" (its standard error and 95% interval,
+    from 3 points on; the interval uses Student's t with n − 2 degrees of
+    freedom, "t quantile": 1.96 is the large-n limit, at 3 points the factor is
+    12.7), "points" (how many were kept), "local" (the order between each pair
+    of consecutive points, log(e_i/e_{i+1}) / log(h_i/h_{i+1})) and "excluded"
+    (the points left out, and why).
+    """
     from scipy import stats
 
     h, e = np.asarray(step_sizes, float), np.asarray(errors, float)
@@ -511,14 +522,23 @@ def _optimizer_at(factory, lr):
 
 
 def invariant_drift(run) -> Table:
-    """The drift of the quantities `run.problem.conserved` declares, per quantity:
-    the relative drift ‖c − c(0)‖ / ‖c(0)‖ and the absolute drift ‖c − c(0)‖ at t1
-    (from the run's initial and final models; max and median over seeds) and,
-    where the run saved them (`simulate(..., conserved=True)`), the max over the
-    save times. ‖c(0)‖ is given too. Where c(0) = 0 (a balanced initialisation)
-    the relative drift is undefined (NaN) and the absolute one is the measure:
-    dividing by max(‖c(0)‖, 1) instead would hide a 4e-3 relative drift after a
-    small initialisation as 3e-8."""
+    """The drift of the quantities `run.problem.conserved` declares.
+
+    **Arguments:**
+
+    - `run`: a `gradflow.Run` with its problem attached.
+
+    **Returns:**
+
+    A `Table` with one row per quantity: the relative drift ‖c − c(0)‖ / ‖c(0)‖
+    and the absolute drift ‖c − c(0)‖ at t1 (from the run's initial and final
+    models; max and median over seeds) and, where the run saved them
+    (`simulate(..., conserved=True)`), the max over the save times. ‖c(0)‖ is
+    given too. Where c(0) = 0 (a balanced initialisation) the relative drift is
+    undefined (NaN) and the absolute one is the measure: dividing by
+    max(‖c(0)‖, 1) instead would hide a 4e-3 relative drift after a small
+    initialisation as 3e-8.
+    """
     problem = run.problem
     if problem is None:
         raise ValueError("`run` has no problem attached (a loaded run: pass it through gradflow.load with the "

@@ -25,13 +25,20 @@ from ._errors import TrackParams, trajectory_error
 class Reference:
     """A reference run and how far it can be trusted.
 
-    - `run`: observables at the save times and the final models;
-    - `kind`: "exact" (the problem's closed form) or "solve";
+    **Attributes:**
+
+    - `run`: observables at the save times and the final models.
+    - `kind`: "exact" (the problem's closed form) or "solve".
     - `agreement`: for a solve, the distance to the check solve — "params" (max
       over seeds of the relative 2-norm distance of the final parameters) and
       "obs" (per observable, max over times and seeds of the deviation relative
-      to max(|value|, 1), so observables at round-off level do not fail it);
+      to max(|value|, 1), so observables at round-off level do not fail it).
     - `tolerance`: the agreement required for `verified`.
+    - `description`: how the reference was made, in words (`str(reference)`
+      prints it).
+    - `accuracy`: how far the reference itself can be trusted (see below).
+    - `verified`: True for a closed form; for a solve, whether every
+      agreement is finite and within `tolerance`.
     """
 
     run: Run
@@ -72,17 +79,39 @@ def flat_params(run: Run) -> np.ndarray:
 
 
 def param_error(run: Run, ref: Run, norm: str = "l2") -> np.ndarray:
-    """Per seed, the relative distance of `run`'s final parameters to `ref`'s
-    (`norm`: "l2" or "max")."""
+    """Per seed, the relative distance of `run`'s final parameters to `ref`'s.
+
+    **Arguments:**
+
+    - `run`: a `gradflow.Run`.
+    - `ref`: the reference's `Run`, with the same seeds.
+    - `norm`: "l2" (default) or "max".
+
+    **Returns:**
+
+    An array (seeds,): ‖θ_run − θ_ref‖ / ‖θ_ref‖ over every floating-point array
+    of the final models.
+    """
     p, q = flat_params(run), flat_params(ref)
     order = 2 if norm == "l2" else np.inf
     return np.linalg.norm(p - q, ord=order, axis=1) / np.linalg.norm(q, ord=order, axis=1)
 
 
 def obs_error(run: Run, ref: Run, name: str) -> np.ndarray:
-    """Per seed, the max over save times of |run − ref| for observable `name`,
-    relative to the max of |ref| over times (so values crossing 0 are fine;
-    absolute where the reference is 0 throughout)."""
+    """Per seed, the error of observable `name` against the reference.
+
+    **Arguments:**
+
+    - `run`: a `gradflow.Run`.
+    - `ref`: the reference's `Run`, with the same seeds and save times.
+    - `name`: the observable.
+
+    **Returns:**
+
+    An array (seeds,): the max over save times of |run − ref|, relative to the
+    max of |ref| over times (so values crossing 0 are fine; absolute where the
+    reference is 0 throughout).
+    """
     a = np.asarray(run.obs[name], dtype=float).reshape(run.n_seeds, len(run.ts), -1)
     b = np.asarray(ref.obs[name], dtype=float).reshape(ref.n_seeds, len(ref.ts), -1)
     scale = np.max(np.abs(b), axis=(1, 2))
@@ -226,6 +255,12 @@ class Recast(WrappedProblem):
 
     Build it with `recast(problem, seeds)` under float64; use it for seeds
     0 … seeds−1 (seed i is the key `PRNGKey(i)`) under either precision.
+
+    **Arguments:**
+
+    - `inner`: the problem.
+    - `start`: every seed's initial model and data (float64 numpy arrays,
+      leading seed axis), a static field recorded by its SHA-256.
     """
 
     inner: AbstractProblem
@@ -244,7 +279,20 @@ class Recast(WrappedProblem):
 
 def recast(problem, seeds: int) -> Recast:
     """A `Recast` of `problem` holding the float64 initial models and data of
-    seeds 0 … seeds−1 (call under float64)."""
+    seeds 0 … seeds−1.
+
+    Call it under float64 (with `jax_enable_x64` on; otherwise it raises
+    `ValueError`).
+
+    **Arguments:**
+
+    - `problem`: the problem.
+    - `seeds`: the number of seeds, 0 … seeds−1.
+
+    **Returns:**
+
+    A `Recast`.
+    """
     if not jax.config.jax_enable_x64:
         raise ValueError("recast() draws the float64 initial states: call it with jax_enable_x64 on.")
     keys, _ = seeds_to_keys(int(seeds))

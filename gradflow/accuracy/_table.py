@@ -37,8 +37,18 @@ def _cell(value) -> str:
 @dataclasses.dataclass
 class Table:
     """Rows of measurements (dicts with the same keys) and a description of how
-    they were made. `print(table)` shows them aligned; `save(path)` writes JSON;
-    `rows` is a list of plain dicts (load it with `Table.load`)."""
+    they were made.
+
+    `print(table)` shows them aligned; `save(path)` writes JSON (load it with
+    `Table.load`); `table.column(name)` is one column as an array and
+    `table.where(solver="Tsit5")` the rows with those values.
+
+    **Arguments:**
+
+    - `title`: the table's title.
+    - `rows`: a list of plain dicts.
+    - `meta`: a dict describing how the rows were made (default empty).
+    """
 
     title: str
     rows: list
