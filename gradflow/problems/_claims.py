@@ -7,7 +7,19 @@ import numpy as np
 
 @dataclasses.dataclass
 class Claim:
-    """One claim: its statement, the criterion used, per-seed pass/fail and numbers."""
+    """One claim: its statement, the criterion used, per-seed pass/fail and numbers.
+
+    **Arguments:**
+
+    - `name`: the claim's short name.
+    - `statement`: what the paper states.
+    - `criterion`: the criterion used to test it.
+    - `passed`: per-seed pass/fail, a boolean array (seeds,).
+    - `values`: the measured numbers, {name: per-seed values}.
+
+    `claim.n_passed` is the number of seeds passing; `claim.to_json()` a
+    JSON-serialisable dict.
+    """
 
     name: str
     statement: str
@@ -41,7 +53,17 @@ def _fmt(x) -> str:
 
 
 def claims_table(items: list[Claim]) -> str:
-    """A text table: claim, seeds passing, measured numbers (median [min, max] over seeds)."""
+    """A text table of claims.
+
+    **Arguments:**
+
+    - `items`: a list of `Claim`s.
+
+    **Returns:**
+
+    The table as a string, one line per claim: claim, seeds passing, measured
+    numbers (median [min, max] over seeds).
+    """
     width = max(len(c.name) for c in items)
     lines = [f"{'claim':<{width}}  pass   measured: median [min, max] over seeds"]
     for c in items:

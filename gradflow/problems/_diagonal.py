@@ -14,8 +14,14 @@ from ._common import check_data_seed, check_float, check_int, data_key, orthonor
 
 
 class Diagonal(eqx.Module):
-    """The diagonal linear network's model: weights `u`, `v` (shape (p,)) with
-    regression vector `beta` = u⊙u − v⊙v."""
+    """The diagonal linear network's model.
+
+    **Arguments:**
+
+    - `u`, `v`: the weights, shape (p,).
+
+    Its regression vector is `beta` = u⊙u − v⊙v (a property).
+    """
 
     u: Float[Array, " p"]
     v: Float[Array, " p"]
@@ -36,6 +42,16 @@ class DiagonalLinear(AbstractProblem):
     solves ẇ = 4(u0² − β* w − v0² w²), a Riccati equation with roots
     w± = (−β* ± D)/(2v0²), D = √(β*² + 4u0²v0²):
     w(t) = (w+ − q w−)/(1 − q), q = (1 − w+)/(1 − w−) · e^{−4Dt}.
+
+    **Arguments:**
+
+    - `n`: the number of samples, at least `p` (an orthogonal design).
+    - `p`: the dimension of β.
+    - `sparsity`: the number of non-zero entries of β_true, at most `p`.
+    - `alpha`: the initialisation scale α > 0.
+    - `noise`: the standard deviation of the label noise (0 for none).
+    - `data_seed`: None to draw the data per seed; an integer to share one
+      draw across seeds.
     """
 
     default_t1: ClassVar[float] = 20.0

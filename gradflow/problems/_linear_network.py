@@ -13,8 +13,13 @@ from ._common import check_choice, check_data_seed, check_float, check_int, data
 
 
 class LinearNetwork(eqx.Module):
-    """The two-layer linear network x ↦ W2 W1 x (`W1`: hidden × inputs, `W2`:
-    outputs × hidden)."""
+    """The two-layer linear network x ↦ W2 W1 x.
+
+    **Arguments:**
+
+    - `W1`: hidden × inputs.
+    - `W2`: outputs × hidden.
+    """
 
     W1: Float[Array, "hidden inputs"]
     W2: Float[Array, "outputs hidden"]
@@ -35,6 +40,16 @@ class TwoLayerLinear(AbstractProblem):
     Every mode then follows u(t) = s e^{2st} / (e^{2st} − 1 + s/u0) exactly.
     Init `"random"`: Gaussian entries of standard deviation √(init_scale / hidden);
     no closed form. W1 W1ᵀ − W2ᵀ W2 is conserved by gradient flow from any init.
+
+    **Arguments:**
+
+    - `d_in`, `hidden`, `d_out`: the input, hidden and output widths.
+    - `strengths`: the singular values s of Σ, a non-empty tuple of positive
+      numbers, no more of them than min(d_in, hidden, d_out).
+    - `init_scale`: u0 > 0.
+    - `init_kind`: `"balanced"` or `"random"`, as above.
+    - `data_seed`: None to draw the data per seed; an integer to share one
+      draw across seeds.
     """
 
     default_t1: ClassVar[float] = 10.0

@@ -21,14 +21,24 @@ _FIGURES: dict[type, FiguresFn] = {}
 def register_report(cls: type, *, report: ReportFn | None = None, figures: FiguresFn | None = None) -> type:
     """Register the text report and/or the figures of runs of problem class `cls`.
 
-    - `report(run) -> str | None`: a text report (e.g. a paper's claims,
-      measured), printed and saved to summary.txt by `gradflow run`.
-    - `figures(run, directory) -> list of paths`: writes the problem's own
-      figures of `run` into `directory` (`gradflow run` and `gradflow plot`).
-
     A subclass of `cls` that registers nothing of its own uses `cls`'s. Calling
     this again for `cls` replaces what it gives (a `None` leaves that entry as
-    it was). Returns `cls`.
+    it was).
+
+    **Arguments:**
+
+    - `cls`: an `AbstractProblem` subclass.
+    - `report`: `report(run) -> str | None`, a text report (e.g. a paper's
+      claims, measured), printed and saved to summary.txt by `gradflow run`.
+    - `figures`: `figures(run, directory) -> list of paths`, which writes the
+      problem's own figures of `run` into `directory` (`gradflow run` and
+      `gradflow plot`).
+
+    At least one of `report` and `figures` must be given.
+
+    **Returns:**
+
+    `cls`.
     """
     if not (isinstance(cls, type) and issubclass(cls, AbstractProblem)):
         raise TypeError(f"register_report: `cls` must be an AbstractProblem subclass; got {cls!r}.")
@@ -52,15 +62,32 @@ def _lookup(table: dict, problem) -> Callable | None:
 
 
 def report(run) -> str | None:
-    """The registered text report on `run` (a `Run`), or None if its problem's
-    class has none."""
+    """The registered text report on a run.
+
+    **Arguments:**
+
+    - `run`: a `Run`.
+
+    **Returns:**
+
+    The report (a string), or None if its problem's class has none.
+    """
     fn = _lookup(_REPORTS, run.problem)
     return None if fn is None else fn(run)
 
 
 def figures(run, directory) -> list[Path]:
-    """Write the registered figures of `run` into `directory` (created if
-    needed) and return their paths; [] if its problem's class has none."""
+    """Write the registered figures of a run.
+
+    **Arguments:**
+
+    - `run`: a `Run`.
+    - `directory`: where to write them (created if needed).
+
+    **Returns:**
+
+    Their paths; [] if its problem's class has none.
+    """
     fn = _lookup(_FIGURES, run.problem)
     if fn is None:
         return []

@@ -18,8 +18,11 @@ from ._common import check_data_seed, check_float, check_int, data_key, orthonor
 class SoftCommittee(eqx.Module):
     """A soft committee machine: x ↦ Σ_i v_i g(w_i · x), g(u) = erf(u/√2).
 
-    `w` holds the first-layer weights, one row per hidden unit; `v` the
-    second-layer weights (all 1 in Saad & Solla's setting, and not trained).
+    **Arguments:**
+
+    - `w`: the first-layer weights, one row per hidden unit.
+    - `v`: the second-layer weights (all 1 in Saad & Solla's setting, and not
+      trained).
     """
 
     w: Float[Array, "hidden inputs"]
@@ -179,8 +182,18 @@ def specialisation(run, threshold: float = 0.9) -> dict:
     """Per seed, whether and when the student specialised: every student unit i has
     |R_in| > `threshold` (× √T_nn = 1) for a teacher unit n of its own.
 
-    Returns `{"specialised": bool (seeds,), "time": first such save time or NaN
-    (seeds,)}`. Needs K <= M (with K > M two units must share a teacher unit)."""
+    Needs K <= M (with K > M two units must share a teacher unit).
+
+    **Arguments:**
+
+    - `run`: a `Run` of `TeacherStudent` (with the observable "R").
+    - `threshold`: the overlap a unit must pass (default 0.9).
+
+    **Returns:**
+
+    `{"specialised": bool (seeds,), "time": first such save time or NaN
+    (seeds,)}`; "specialised" is read at the last save time.
+    """
     R = np.abs(np.asarray(run.obs["R"]))  # (seeds, times, K, M)
     K, M = R.shape[2:]
     if K > M:
@@ -208,9 +221,20 @@ def report(run) -> str | None:
 
 
 def draw_overlaps(run, *, seed: int = 0, axes=None):
-    """Left: the student–teacher overlaps R_in(t) of one seed (a median over seeds
+    """The overlaps and the generalisation error of a `TeacherStudent` run.
+
+    Left: the student–teacher overlaps R_in(t) of one seed (a median over seeds
     would mix the seeds' different pairings of units). Right: the generalisation
-    error over seeds (median, 10–90%, each seed thin). Returns the figure."""
+    error over seeds (median, 10–90%, each seed thin).
+
+    **Arguments:**
+
+    - `run`: a `Run` of `TeacherStudent`.
+    - `seed`: the seed whose overlaps are drawn (default 0).
+    - `axes`: two matplotlib axes to draw on (default: a new figure).
+
+    **Returns:** the figure.
+    """
     import matplotlib.pyplot as plt
 
     from .. import plot
