@@ -61,8 +61,17 @@ _GRAM_DOWN = {"µ1ᵀVᵀVµ3": (0, 2), "µ2ᵀVᵀVµ3": (1, 2)}
 
 
 def phase1_end(run) -> np.ndarray:
-    """Per seed, the first save time at which every sample is correctly
-    classified (min_i y_i F_i > 0) and G(µ1), G(µ2) > 0 > G(µ3); NaN if never."""
+    """The end of phase 1, per seed.
+
+    **Arguments:**
+
+    - `run`: a `Run` of `Cooccurrence`.
+
+    **Returns:**
+
+    An array (seeds,): the first save time at which every sample is correctly
+    classified (min_i y_i F_i > 0) and G(µ1), G(µ2) > 0 > G(µ3); NaN if never.
+    """
     G, margin = run.obs["G"], run.obs["min_margin"]
     ok = (margin > 0) & (G[..., 0] > 0) & (G[..., 1] > 0) & (G[..., 2] < 0)
     return np.where(ok.any(axis=1), run.ts[np.argmax(ok, axis=1)], np.nan)
@@ -81,7 +90,16 @@ def _end_index(run):
 
 
 def claims(run) -> list[Claim]:
-    """Measure every claim of Yang et al. (2024) on `run` (a `Cooccurrence` run)."""
+    """Measure every claim of Yang et al. (2024) on a run.
+
+    **Arguments:**
+
+    - `run`: a `Run` of `Cooccurrence`.
+
+    **Returns:**
+
+    A list of `Claim`s.
+    """
     obs, ts = run.obs, run.ts
     seeds = np.arange(run.n_seeds)
     m = run.config["problem"]["fields"]["m"]

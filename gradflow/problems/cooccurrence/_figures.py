@@ -17,7 +17,15 @@ def _mark_phase1(run, ax):
 
 
 def draw_scores(run, ax):
-    """Fig. 1a: change of the attention score correlations µ_iᵀW_KᵀW_Qµ_j from init."""
+    """Fig. 1a: change of the attention score correlations µ_iᵀW_KᵀW_Qµ_j from init.
+
+    **Arguments:**
+
+    - `run`: a `Run` of `Cooccurrence`.
+    - `ax`: the matplotlib axes to draw on.
+
+    **Returns:** `ax`.
+    """
     from ... import plot
 
     for label, (i, j) in {**_SCORE_UP, **_SCORE_DOWN, "µ3ᵀKᵀQµ3": (2, 2)}.items():
@@ -31,7 +39,15 @@ def draw_scores(run, ax):
 
 
 def draw_losses(run, ax):
-    """Fig. 1b: total and per-group loss, with the end of phase 1 marked."""
+    """Fig. 1b: total and per-group loss, with the end of phase 1 marked.
+
+    **Arguments:**
+
+    - `run`: a `Run` of `Cooccurrence`.
+    - `ax`: the matplotlib axes to draw on.
+
+    **Returns:** `ax`.
+    """
     from ... import plot
 
     plot.observable(run, "loss", ax=ax, label="total", color="k", logy=True)
@@ -45,7 +61,15 @@ def draw_losses(run, ax):
 
 
 def draw_G(run, ax):
-    """G(µ1), G(µ2), G(µ3) against time."""
+    """G(µ1), G(µ2), G(µ3) against time.
+
+    **Arguments:**
+
+    - `run`: a `Run` of `Cooccurrence`.
+    - `ax`: the matplotlib axes to draw on.
+
+    **Returns:** `ax`.
+    """
     from ... import plot
 
     for k in range(3):

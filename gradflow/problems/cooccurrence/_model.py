@@ -25,6 +25,12 @@ class CooccurrenceTransformer(eqx.Module):
     indices t, W_V X = `WV[:, t]` and Xᵀ W_Kᵀ W_Q X = `(W_Kᵀ W_Q)[t][:, t]`: the
     same function as the paper's matrix products, computed from the d×d score
     matrix and the d-vector G by indexing (3× faster than gathering columns).
+
+    **Arguments:**
+
+    - `WQ`, `WK`, `WV`: the query, key and value matrices, m × d.
+    - `W`: the MLP's first layer, m1 × m.
+    - `a`: the fixed ±1 readout, shape (m1,), not trained.
     """
 
     WQ: Float[Array, "m d"]
@@ -59,9 +65,14 @@ class Cooccurrence(AbstractProblem):
     I2 (y = −1, µ1 only), I3 (y = −1, µ2 only), I4 (y = −1, neither), 1/6 each.
     Loss: logistic, mean over the n samples. W_Q, W_K, W_V, W trained; a fixed.
 
-    Fields:
-    - `n, L, d, m, m1`: samples, sequence length, vocabulary (= embedding) size,
-      attention width, MLP width.
+    Choices where the paper is silent: µ3 is placed at a uniformly random
+    position, µ1/µ2 at distinct other uniformly random positions; the score
+    correlation "with random words" is the mean over µ4..µd.
+
+    **Arguments:**
+
+    - `n`, `L`, `d`, `m`, `m1`: samples, sequence length (at least 3),
+      vocabulary (= embedding) size (at least 4), attention width, MLP width.
     - `init_kind`: "theory" (σ0 = 1/√(Lm) for W_Q, W_K, W_V; σ1 = 1/√m1 for W)
       or "kaiming" (the experiment's wording, read as std 1/√fan_in: 1/√d for
       W_Q, W_K, W_V and 1/√m for W).
@@ -75,10 +86,6 @@ class Cooccurrence(AbstractProblem):
       and random words are drawn uniformly from µ4..µd.
     - `data_seed`: None draws data per seed; an int fixes one data set for
       every seed (seeds then differ only in their initialisation).
-
-    Choices where the paper is silent: µ3 is placed at a uniformly random
-    position, µ1/µ2 at distinct other uniformly random positions; the score
-    correlation "with random words" is the mean over µ4..µd.
     """
 
     default_t1: ClassVar[float] = 300.0
