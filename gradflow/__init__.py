@@ -17,6 +17,7 @@ from ._flows import (
     MomentumFlow as MomentumFlow,
     SignFlow as SignFlow,
 )
+from ._sde import SDEFlow as SDEFlow
 from ._optim import Optimizer as Optimizer, adam_for_flow as adam_for_flow, sign_gd as sign_gd
 from ._grids import AbstractGrid as AbstractGrid, LinearGrid as LinearGrid, LogGrid as LogGrid
 from ._problem import AbstractProblem as AbstractProblem

@@ -26,6 +26,8 @@ class AbstractProblem(eqx.Module):
       gradient flow started from `model0`.
     - `conserved(model, data)`: quantities the gradient flow conserves exactly,
       as a dict of arrays (used as accuracy checks).
+    - `per_sample_loss(model, data)`: the vector of the n per-sample losses whose
+      mean is `loss` (what `gradflow.SDEFlow` builds SGD's noise from).
     - `describe_observables()`: a readable label per observable, which
       `gradflow.plot` puts on the y axis instead of the raw key.
 
@@ -81,9 +83,20 @@ class AbstractProblem(eqx.Module):
         """Quantities conserved by the unit-rate gradient flow (none by default)."""
         return {}
 
+    def per_sample_loss(self, model: Model, data: Data) -> Array:
+        """The n per-sample losses (a vector whose mean is `loss`), for `gradflow.SDEFlow`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no per-sample losses; define per_sample_loss(model, data) "
+            "returning the vector of per-sample losses whose mean is `loss`."
+        )
+
     @property
     def has_exact_solution(self) -> bool:
         return type(self).exact_solution is not AbstractProblem.exact_solution
+
+    @property
+    def has_per_sample_loss(self) -> bool:
+        return type(self).per_sample_loss is not AbstractProblem.per_sample_loss
 
 
 class WrappedProblem(AbstractProblem):
@@ -111,3 +124,10 @@ class WrappedProblem(AbstractProblem):
 
     def conserved(self, model, data):
         return self.inner.conserved(model, data)
+
+    def per_sample_loss(self, model, data):
+        return self.inner.per_sample_loss(model, data)
+
+    @property
+    def has_per_sample_loss(self) -> bool:
+        return self.inner.has_per_sample_loss

@@ -32,6 +32,7 @@ from ._grids import AbstractGrid, LogGrid
 from ._options import Batching, Checkpointing, Integration, fingerprint, resolve_options
 from ._problem import AbstractProblem
 from ._run import Run, Stats
+from ._sde import SDEFlow, noise_keys, per_sample_count
 from ._segments import run_once, run_segments
 from ._solve import Setup, classify, gradient_evaluations, split_arrays
 from ._stop import AbstractStop
@@ -250,10 +251,14 @@ def drive(problem, flow, seeds, integration: Integration, batching: Batching, ch
     item of the batch its own flow numbers: `flow` with array leaves carrying a
     leading axis as long as `seeds`; `record` is then what the config records."""
     structure, _ = check_problem(problem, flow)
+    if isinstance(flow, SDEFlow):
+        flow.check_setting(problem, per_sample_count(problem, *structure), integration)
     keys, seed_record = seeds_to_keys(seeds)
     initial = initialise(problem, keys, batching, structure)
     setup = Setup(problem, integration.static(), initial.skeleton)
     items = {"model": initial.model, "data": initial.data_per_seed}
+    if isinstance(flow, SDEFlow):
+        items["noise_key"] = noise_keys(keys)
     shared = {"data": initial.data_shared, **integration.runtime()}
     if flows is None:
         shared["flow"] = _flow_numbers_as_arrays(flow)

@@ -23,6 +23,7 @@ from ._flows import AbstractFlow
 from ._options import Batching, Integration
 from ._problem import AbstractProblem
 from ._run import split_arrays
+from ._sde import SDEFlow, sde_terms
 from ._status import Status
 
 _MAX_NONFINITE = 30  # consecutive rejected steps with a NaN/Inf candidate
@@ -196,8 +197,13 @@ def solve_one(setup: Setup, item: dict, shared: dict) -> dict:
         subs=[dfx.SubSaveAt(ts=ts, fn=observe), dfx.SubSaveAt(t1=True)],
         controller_state=True, solver_state=segmented, made_jump=segmented,
     )
+    if isinstance(flow, SDEFlow):  # drift dt + diffusion dW, the seed's own Brownian motion
+        terms = sde_terms(flow, vector_field, problem, rest, data, params, item["noise_key"],
+                          shared["t1"], shared["dt0"])
+    else:
+        terms = dfx.ODETerm(vector_field)
     sol = dfx.diffeqsolve(
-        dfx.ODETerm(vector_field),
+        terms,
         integ.solver,
         t0=t_start,
         t1=shared["t1"],

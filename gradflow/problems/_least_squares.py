@@ -64,6 +64,11 @@ class LeastSquares(AbstractProblem):
         r = data["X"] @ model.theta - data["y"]
         return 0.5 * jnp.mean(r * r)
 
+    def per_sample_loss(self, model, data):
+        """ℓ_i = (x_iᵀθ − y_i)² / 2, one per row of X (their mean is `loss`)."""
+        r = data["X"] @ model.theta - data["y"]
+        return 0.5 * r * r
+
     def observables(self, model, data):
         return {"loss": self.loss(model, data), "theta": model.theta}
 
