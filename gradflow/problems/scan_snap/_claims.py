@@ -14,9 +14,19 @@ def flow_rates(run) -> tuple[float, float]:
 
 
 def measured_transition(run) -> np.ndarray:
-    """Per seed, the time at which B(t) (mean over classes) grows fastest in log
-    time, max_t dB/d ln t: where the fast O(ln t) "scan" gives way to the slow
-    O(ln ln t) "snap". NaN if B never moves."""
+    """The measured scan → snap transition, per seed.
+
+    **Arguments:**
+
+    - `run`: a run of `ScanSnapPopulation` or `ScanSnap` (with the observable
+      "B").
+
+    **Returns:**
+
+    An array (seeds,): the time at which B(t) (mean over classes) grows fastest
+    in log time, max_t dB/d ln t: where the fast O(ln t) "scan" gives way to
+    the slow O(ln ln t) "snap". NaN if B never moves.
+    """
     B = run.obs["B"] - run.obs["B"][:, :1]
     B = np.nanmean(B, axis=2)
     t = run.ts
@@ -28,7 +38,16 @@ def measured_transition(run) -> np.ndarray:
 
 
 def claims(run) -> list[Claim]:
-    """Theorems 2 and 3, the r–Δz identity and the transition time, per seed."""
+    """Theorems 2 and 3, the r–Δz identity and the transition time, per seed.
+
+    **Arguments:**
+
+    - `run`: a run of `ScanSnapPopulation` or `ScanSnap`.
+
+    **Returns:**
+
+    A list of `Claim`s.
+    """
     cls = run.problem.classes
     P, D, C = cls.probs, cls.distinct, cls.common
     z = run.obs["z_rows"]  # (S, T, K, M)

@@ -26,6 +26,15 @@ class SequenceClasses(eqx.Module):
     M tokens). With Ω(l) = {n : P(l|n) > 0}, the classes in which token l can
     occur, token l is *distinct* if |Ω(l)| = 1 (it occurs in one class only)
     and *common* if |Ω(l)| > 1.
+
+    **Arguments:**
+
+    - `M`: the vocabulary size.
+    - `K`: the number of classes.
+    - `query`: ψ(n) for each class, a tuple of K tokens.
+    - `next_token`: the next token of each class, a tuple of K tokens.
+    - `P`: K probability vectors over the M tokens.
+    - `name`: a name for records (default "custom").
     """
 
     M: int
@@ -94,7 +103,12 @@ def syn_small() -> SequenceClasses:
     common (weight 1), 10–19 distinct for class 0 and 20–29 for class 1 with
     weights linspace(0.1, 1, 10) (P increasing within each block). Our choices:
     both classes share query token 0 (so common tokens compete for one row of Z)
-    and their next tokens are 0 and 1."""
+    and their next tokens are 0 and 1.
+
+    **Returns:**
+
+    A `SequenceClasses`.
+    """
     W = np.zeros((2, 30))
     W[:, :10] = 1.0
     W[0, 10:20] = np.linspace(0.1, 1.0, 10)
@@ -108,7 +122,16 @@ def syn_medium(queries: int = 5) -> SequenceClasses:
     which the paper does not give: each query q owns 10 common tokens (weight
     1) shared by its two classes, and each class 10 distinct tokens with
     weights linspace(0.1, 1, 10); M = 30 · queries. Query q is token 30q, next
-    tokens are 30q + 1 and 30q + 2 (both inside q's common block)."""
+    tokens are 30q + 1 and 30q + 2 (both inside q's common block).
+
+    **Arguments:**
+
+    - `queries`: the number of query tokens (the paper's 1, 3, 5, 10; default 5).
+
+    **Returns:**
+
+    A `SequenceClasses`.
+    """
     check_int("queries", queries)
     M = 30 * queries
     W = np.zeros((2 * queries, M))
@@ -127,7 +150,18 @@ def fig3_classes(K: int = 10, M: int = 1000, common_weight: float = 1.0) -> Sequ
     """The Fig. 3 setting: K classes sharing one query (token 0) and one common
     token (token 1, weight `common_weight`); the other M − 2 tokens split into
     K distinct blocks with weights linspace(0.1, 1) inside each block (our
-    choice of P(l|n)). Next token of class n is token 2 + n."""
+    choice of P(l|n)). Next token of class n is token 2 + n.
+
+    **Arguments:**
+
+    - `K`: the number of classes (default 10).
+    - `M`: the vocabulary size (default 1000).
+    - `common_weight`: the weight of the common token (default 1.0).
+
+    **Returns:**
+
+    A `SequenceClasses`.
+    """
     W = np.zeros((K, M))
     W[:, 1] = common_weight
     for n, block in enumerate(np.array_split(np.arange(2, M), K)):
@@ -137,8 +171,13 @@ def fig3_classes(K: int = 10, M: int = 1000, common_weight: float = 1.0) -> Sequ
 
 # ---- model --------------------------------------------------------------------------
 class YZ(eqx.Module):
-    """The paper's reparameterisation: Y = U W_Vᵀ Uᵀ (decoder, M × M) and
-    Z = U W_Q W_Kᵀ Uᵀ / √d (attention logits, M × M), trained independently."""
+    """The paper's reparameterisation, Y and Z trained independently.
+
+    **Arguments:**
+
+    - `Y`: U W_Vᵀ Uᵀ, the decoder, M × M.
+    - `Z`: U W_Q W_Kᵀ Uᵀ / √d, the attention logits, M × M.
+    """
 
     Y: Float[Array, "M M"]
     Z: Float[Array, "M M"]
@@ -257,6 +296,13 @@ class ScanSnapPopulation(_ScanSnapBase):
     B_n(t) = η_Z ∫_0^t ξ_n; `theorem4` integrates it).
 
     `frozen=("Z",)` holds Z fixed (Theorem 1's setting), `frozen=("Y",)` holds Y.
+
+    **Arguments:**
+
+    - `classes`: a `SequenceClasses` (default `syn_small()`).
+    - `init_scale`: the standard deviation of Y's and Z's Gaussian entries at
+      t = 0 (default 0: zero initialisation).
+    - `frozen`: names among ("Y", "Z") of the matrices held fixed (default ()).
     """
 
     default_t1: ClassVar[float] = 1e4
@@ -287,6 +333,18 @@ class ScanSnap(_ScanSnapBase):
 
     Observables: as `ScanSnapPopulation` (through the population attention
     c_n(Z)), plus `population_loss`.
+
+    **Arguments:**
+
+    - `classes`: a `SequenceClasses` (default `syn_small()`).
+    - `init_scale`: the standard deviation of Y's and Z's Gaussian entries at
+      t = 0 (default 0: zero initialisation).
+    - `frozen`: names among ("Y", "Z") of the matrices held fixed (default ()).
+    - `T`: the sequence length (T − 1 contextual tokens plus the query), at
+      least 2.
+    - `N`: the number of sequences per seed, a multiple of K (N/K per class).
+    - `data_seed`: None to draw the sequences per seed; an integer to share one
+      draw across seeds.
     """
 
     default_t1: ClassVar[float] = 1e3
@@ -330,7 +388,18 @@ class ScanSnap(_ScanSnapBase):
 # ---- theory --------------------------------------------------------------------------
 def solve_h(t, *, M: int, eta_Y: float):
     """h(t) solving e^{Mh} + (M−1) M h = M η_Y t + 1 (Theorem 1), by bisection
-    (the left side is increasing in h, h(0) = 0)."""
+    (the left side is increasing in h, h(0) = 0).
+
+    **Arguments:**
+
+    - `t`: the time(s), a number or an array.
+    - `M`: the vocabulary size.
+    - `eta_Y`: Y's rate η_Y.
+
+    **Returns:**
+
+    h(t), an array of `t`'s shape.
+    """
     t = np.asarray(t, dtype=float)
     rhs = M * eta_Y * t + 1.0
     lo = np.zeros_like(t)
@@ -345,21 +414,54 @@ def solve_h(t, *, M: int, eta_Y: float):
 
 
 def gamma(t, *, M: int, K: int, eta_Y: float):
-    """Back-propagated gradient scale γ(t) = (M−1)² h(t/K) / (M − 1 + e^{M h(t/K)})."""
+    """Back-propagated gradient scale γ(t) = (M−1)² h(t/K) / (M − 1 + e^{M h(t/K)}).
+
+    **Arguments:**
+
+    - `t`: the time(s).
+    - `M`, `K`: the vocabulary size and the number of classes.
+    - `eta_Y`: Y's rate η_Y (h as in `solve_h`).
+
+    **Returns:**
+
+    γ(t), of `t`'s shape.
+    """
     h = solve_h(np.asarray(t, dtype=float) / K, M=M, eta_Y=eta_Y)
     decay = np.exp(-M * h)  # divide through by e^{Mh}: no overflow at large t
     return (M - 1) ** 2 * h * decay / ((M - 1) * decay + 1)
 
 
 def transition_time(*, M: int, K: int, eta_Y: float) -> float:
-    """The predicted scan → snap transition t0 = 2K ln M / η_Y."""
+    """The predicted scan → snap transition t0 = 2K ln M / η_Y.
+
+    **Arguments:**
+
+    - `M`, `K`: the vocabulary size and the number of classes.
+    - `eta_Y`: Y's rate η_Y.
+
+    **Returns:**
+
+    t0, a float.
+    """
     return 2.0 * K * math.log(M) / eta_Y
 
 
 def snap_prediction(t, *, M: int, K: int, eta_Y: float, eta_Z: float, C0: float = 1.0):
     """Theorem 4's B_n(t) with one common token: ¼ ln(C0 + 2(M−1)² η_Y η_Z t² / (K M²))
     before t0 ("scan", O(ln t)) and ¼ ln(C0 + 2K(M−1)² (η_Z/η_Y) ln²(M η_Y t / K) / M²)
-    after ("snap", O(ln ln t)). C0 = 1 makes B(0) = 0."""
+    after ("snap", O(ln ln t)). C0 = 1 makes B(0) = 0.
+
+    **Arguments:**
+
+    - `t`: the time(s).
+    - `M`, `K`: the vocabulary size and the number of classes.
+    - `eta_Y`, `eta_Z`: the rates of Y and Z.
+    - `C0`: the constant inside the logarithm (default 1.0).
+
+    **Returns:**
+
+    B_n(t), of `t`'s shape.
+    """
     t = np.asarray(t, dtype=float)
     t0 = transition_time(M=M, K=K, eta_Y=eta_Y)
     scan = 0.25 * np.log(C0 + 2 * (M - 1) ** 2 * eta_Y * eta_Z * t**2 / (K * M**2))

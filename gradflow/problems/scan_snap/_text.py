@@ -28,10 +28,22 @@ def default_corpus() -> Path | None:
 
 
 def load_corpus(path: str, vocab: int) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Token ids of a whitespace-split text and its vocabulary: `<unk>` (id 0)
-    plus the `vocab − 1` most frequent words; every other word maps to `<unk>`.
+    """Token ids of a whitespace-split text and its vocabulary.
+
     The file is read on every call; its tokenisation is memoised on the file's
-    contents (never on its path, which may hold another text next time)."""
+    contents (never on its path, which may hold another text next time).
+
+    **Arguments:**
+
+    - `path`: the text file.
+    - `vocab`: the vocabulary size: `<unk>` (id 0) plus the `vocab − 1` most
+      frequent words; every other word maps to `<unk>`.
+
+    **Returns:**
+
+    `(ids, words)`: the token ids as an array, and the vocabulary as a tuple
+    (word i has id i).
+    """
     if vocab < 2:
         raise ValueError(f"field `vocab` must be >= 2 (<unk> and at least one word); got {vocab}.")
     try:
@@ -67,9 +79,19 @@ def sinusoidal(length: int, d: int) -> np.ndarray:
 
 
 class TextTransformer(eqx.Module):
-    """Embeddings E, attention W_Q, W_K, W_V and an output layer; the last
-    context token is the query and attends over the whole context; the attended
-    value vector is ℓ2-normalised before the output layer (the paper's LN)."""
+    """Embeddings E, attention W_Q, W_K, W_V and an output layer.
+
+    The last context token is the query and attends over the whole context; the
+    attended value vector is ℓ2-normalised before the output layer (the paper's
+    LN).
+
+    **Arguments:**
+
+    - `E`: the embeddings, vocab × d.
+    - `WQ`, `WK`, `WV`: the attention matrices, d × d.
+    - `out`: the output layer, vocab × d.
+    - `pos`: the fixed positional encoding, context × d (zeros = none).
+    """
 
     E: Float[Array, "vocab d"]
     WQ: Float[Array, "d d"]
@@ -96,15 +118,23 @@ class TextTransformer(eqx.Module):
 class TextNextToken(AbstractProblem):
     """Predict the next word of a text window with a 1-layer transformer.
 
-    Fields: `path` (a plain-text file; None = WikiText-2 validation split from
-    `shared/data`), `vocab` (most frequent words + <unk>), `context` (window
-    length), `n_train` / `n_heldout` (windows per seed: training windows from
-    the first 90% of the corpus, held-out windows from the last 10%), `d`
-    (embedding width), `positional` ("none", the paper's setting, or
-    "sinusoidal"), `init_scale` (std of every weight matrix entry is
-    init_scale/√d; embeddings std init_scale), `data_seed` (None: windows drawn
-    per seed). Observables: training loss, held-out loss and accuracy, and the
-    mean entropy of the query's attention over the context on held-out windows.
+    Observables: training loss, held-out loss and accuracy, and the mean
+    entropy of the query's attention over the context on held-out windows.
+
+    **Arguments:**
+
+    - `path`: a plain-text file; None = WikiText-2 validation split from
+      `shared/data`.
+    - `vocab`: most frequent words + <unk>.
+    - `context`: the window length.
+    - `n_train`, `n_heldout`: windows per seed: training windows from the first
+      90% of the corpus, held-out windows from the last 10%.
+    - `d`: the embedding width.
+    - `positional`: "none" (the paper's setting) or "sinusoidal".
+    - `init_scale`: the std of every weight matrix entry is init_scale/√d;
+      embeddings have std init_scale.
+    - `data_seed`: None: windows drawn per seed; an integer to share them
+      across seeds.
     """
 
     default_t1: ClassVar[float] = 100.0
@@ -213,5 +243,14 @@ def paper_scale_text(path: str | None = None) -> "TextNextToken":
     word maps to <unk> but <unk> itself), context 64, embedding width 128, 8,192
     training and 1,024 held-out windows per seed. One SGD step is about 45 GFLOP
     (the output layer dominates); see benchmarks/README.md for its measured cost.
+
+    **Arguments:**
+
+    - `path`: the text file, as for `TextNextToken` (None = WikiText-2's
+      validation split).
+
+    **Returns:**
+
+    A `TextNextToken`.
     """
     return TextNextToken(path=path, vocab=13_776, context=64, d=128, n_train=8192, n_heldout=1024)
