@@ -12,7 +12,18 @@ def draw_stages(run, stages: Stages | None = None, *, seed=0, axes=None, title=N
     """The paper's Fig. 1 for one seed: mean value noise, query/key noise and
     signal per neuron, softmax entries s_11, s_21 (mean ± std over samples),
     on a log time axis (symlog where the run saved t = 0), with the stage
-    boundaries as vertical lines."""
+    boundaries as vertical lines.
+
+    **Arguments:**
+
+    - `run`: a `Run` of `SignalNoise`.
+    - `stages`: the `Stages` to mark (default: `detect_stages(run)`).
+    - `seed`: the seed to draw (default 0).
+    - `axes`: four matplotlib axes to draw on (default: a new figure).
+    - `title`: the figure's title (default: none).
+
+    **Returns:** the figure.
+    """
     import matplotlib.pyplot as plt
 
     from ... import plot

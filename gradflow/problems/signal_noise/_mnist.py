@@ -22,7 +22,16 @@ _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0
 def read_idx(path) -> np.ndarray:
     """An IDX file (MNIST's format; gzip-compressed or plain) as a numpy array.
 
-    Raises ValueError naming the file for a missing, truncated or malformed file."""
+    Raises ValueError naming the file for a missing, truncated or malformed file.
+
+    **Arguments:**
+
+    - `path`: the file.
+
+    **Returns:**
+
+    Its contents as a numpy array.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -58,9 +67,19 @@ def default_mnist() -> Path | None:
 
 
 def load_mnist(folder: str, split: str = "t10k") -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (N, 28, 28), labels uint8 (N,)) from `folder`'s
-    `{split}-images-idx3-ubyte[.gz]` and `{split}-labels-idx1-ubyte[.gz]`,
-    read on every call (nothing is memoised on the folder's name)."""
+    """MNIST's images and labels from a folder of IDX files, read on every call
+    (nothing is memoised on the folder's name).
+
+    **Arguments:**
+
+    - `folder`: the folder holding `{split}-images-idx3-ubyte[.gz]` and
+      `{split}-labels-idx1-ubyte[.gz]`.
+    - `split`: the files' prefix (default "t10k").
+
+    **Returns:**
+
+    `(images, labels)`: images uint8 (N, 28, 28), labels uint8 (N,).
+    """
 
     def find(stem):
         for name in (f"{split}-{stem}.gz", f"{split}-{stem}"):
@@ -88,6 +107,22 @@ class NoisyMNIST(AbstractProblem):
     overlap from the chosen split (the shared data hold MNIST's 10,000-image
     test set, so both come from it), fresh noise, and its own initialisation
     (`data_seed` fixes the data instead). Model and loss: `SignalNoise`'s.
+
+    **Arguments:**
+
+    - `path`: the MNIST folder (None: `shared/data/mnist` or
+      `$GRADFLOW_DATA/mnist`).
+    - `digits`: the two digit classes, two different digits 0–9 (default (3, 8)).
+    - `n`, `n_test`: training and test images per seed (n at least 2; together
+      at most the images of the two digits in the split).
+    - `downsample`: the average-pooling factor, a divisor of 28.
+    - `signal_norm`: the norm of the signal patch.
+    - `sigma_p`: the noise std (0 allowed).
+    - `s`: the noise coordinates per sample, at most d (None: all d).
+    - `m_k`, `m_v`, `init_scale`: as for `SignalNoise`.
+    - `split`: MNIST's IDX file to draw from, "train" or "t10k".
+    - `data_seed`: None draws data per seed; an int fixes the data for every
+      seed.
     """
 
     default_t1: ClassVar[float] = 0.3

@@ -24,6 +24,13 @@ class SignalNoiseTransformer(eqx.Module):
     `score_scale` = 1 (no 1/√m_k) as the model is stated in the paper's ICLR
     2025 reviews. With `single_value`, v = mean_rows(W_{V,+1}) and W_{V,−1} is
     unused (its gradient is zero).
+
+    **Arguments:**
+
+    - `WQ`, `WK`: the query and key matrices, m_k × d.
+    - `WV_plus`, `WV_minus`: the value matrices W_{V,+1} and W_{V,−1}, m_v × d.
+    - `score_scale`: the factor on the scores (static; default 1.0).
+    - `single_value`: use W_{V,+1} alone (static; default False).
     """
 
     WQ: Float[Array, "m_k d"]
@@ -109,6 +116,7 @@ class SignalNoise(AbstractProblem):
 
     Choices of ours, where the paper's abstract, figure captions and reviews
     (our sources for its setup) are silent (each a field or stated here):
+
     - µ = ‖µ‖·e_0, and noise coordinates are drawn from 1 … d−1, so signal and
       noise are orthogonal (as in the sparse-noise data models this paper
       builds on); supports of different samples may overlap (rarely, d ≫ n·s).
@@ -127,6 +135,19 @@ class SignalNoise(AbstractProblem):
       samples i (per neuron), "query signal" is ⟨w_{Q,s}, µ⟩; likewise for keys.
     - `data_seed`: None draws data per seed; an int fixes µ, the training and
       the test set for every seed (seeds then differ in initialisation only).
+
+    **Arguments:**
+
+    - `n`: the training samples.
+    - `d`: the dimension of each patch.
+    - `s`: the noise coordinates per sample.
+    - `sigma_p`: the std of each noise coordinate.
+    - `mu_norm`: ‖µ‖.
+    - `patch_order`, `score_scale`, `value_weights`, `data_seed`: the choices
+      above.
+    - `m_k`, `m_v`: the rows of W_Q, W_K and of each value matrix.
+    - `init_scale`: every weight is initialised N(0, `init_scale`²).
+    - `n_test`: the test samples.
     """
 
     default_t1: ClassVar[float] = 0.3

@@ -12,13 +12,18 @@ STAGES = ("I", "II", "III", "IV")
 class Stages:
     """Per seed, the time at which each stage is complete (NaN: not reached).
 
-    `times[k, j]` ends stage j of seed k; `notes[k][j]` says why a stage was
-    not reached; `criteria` holds the criterion used for each stage.
-    `vote[k]`: the fraction of seed k's 2·m_k signal signs that follow the
-    majority vote at the end of stage III (NaN if III was not reached);
-    `s11_at_IV[k]`: the mean s_11 at the end of stage IV; `s11_final[k]`: the
-    mean s_11 at the last save; `vote_min`, `s11_tol`: the thresholds of the
-    two checks (`vote_holds`, `s11_near_half`).
+    **Attributes:**
+
+    - `times`: `times[k, j]` ends stage j of seed k.
+    - `notes`: `notes[k][j]` says why a stage was not reached.
+    - `criteria`: the criterion used for each stage.
+    - `vote`: `vote[k]` is the fraction of seed k's 2·m_k signal signs that
+      follow the majority vote at the end of stage III (NaN if III was not
+      reached).
+    - `s11_at_IV`: `s11_at_IV[k]` is the mean s_11 at the end of stage IV.
+    - `s11_final`: `s11_final[k]` is the mean s_11 at the last save.
+    - `vote_min`, `s11_tol`: the thresholds of the two checks (`vote_holds`,
+      `s11_near_half`).
     """
 
     times: np.ndarray
@@ -96,7 +101,20 @@ def detect_stages(run, *, near_init=2.0, linear_tol=0.25, agreement=0.9, stable_
                   polarised=0.05, vote_min=0.9, s11_tol=0.1) -> Stages:
     """The four stages of training on a `SignalNoise` run (SignGD, Adam, GD or a flow).
 
+    **Arguments:**
+
+    - `run`: a `Run` of `SignalNoise`.
+    - `near_init`, `linear_tol`, `agreement`, `stable_fraction`, `polarised`:
+      the stage criteria below (defaults 2.0, 0.25, 0.9, 0.2, 0.05).
+    - `vote_min`, `s11_tol`: the thresholds of the two checks below (defaults
+      0.9, 0.1).
+
+    **Returns:**
+
+    A `Stages`.
+
     Criteria (each a keyword argument):
+
     - I ends when query or key noise leave their initial size: the first save
       time at which mean |⟨w_{Q,s}, y_i ξ_i⟩| or mean |⟨w_{K,s}, y_i ξ_i⟩|
       exceeds `near_init` × its value at t = 0. Stage I is reached only if the
@@ -117,6 +135,7 @@ def detect_stages(run, *, near_init=2.0, linear_tol=0.25, agreement=0.9, stable_
 
     Two checks of what the stages should look like (they do not change the
     stage times; `Stages.vote_holds` and `Stages.s11_near_half`):
+
     - Stage III's majority vote. Where value noise outweighs value signal, the
       gradient moves the query signal ⟨w_{Q,s}, µ⟩ towards the sign of
       Σ_i ⟨w_{K,s}, y_iξ_i⟩ (it raises the signal query's score on the noise
