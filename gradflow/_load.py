@@ -112,7 +112,10 @@ def load(path, *, problem=None) -> Run:
       (used as it is). A run directory is never trusted to name code: its
       problem class is looked up only among gradflow's registered problems.
 
-    A missing, truncated, edited or foreign directory raises `RunFormatError`.
+    **Returns:**
+
+    The `Run`. A missing, truncated, edited or foreign directory raises
+    `RunFormatError`.
     """
     meta, arrays = read(path)
     built = problem_from_record(meta["config"].get("problem", {}), problem)
