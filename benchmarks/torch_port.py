@@ -9,7 +9,6 @@ ported loss and gradient equal gradflow's before anything is timed.
 """
 
 import math
-import time
 
 import equinox as eqx
 import jax
@@ -85,10 +84,11 @@ def check_port(name, problem, seed=0):
         assert np.allclose(g.numpy(), ref, rtol=1e-8, atol=1e-12 * np.abs(ref).max()), n
 
 
-def torchdiffeq_rows(name, problem, ref, seeds, t1, rtols):
-    """torchdiffeq dopri5 at each rtol (atol = rtol/100): wall time over all seeds
-    (one solve per seed, the port has no seed batching), function evaluations per
-    seed, relative final-parameter error against gradflow's reference."""
+def torchdiffeq_rows(name, problem, ref, seeds, t1, rtols, measure):
+    """torchdiffeq dopri5 at each rtol (atol = rtol/100), timed by `measure` as every
+    other row of the comparison (the whole pass over the seeds, cold and warm; one
+    solve per seed, the port has no seed batching): function evaluations per seed,
+    relative final-parameter error against gradflow's reference."""
     from torchdiffeq import odeint
 
     from gradflow.accuracy._reference import flat_params
@@ -98,33 +98,40 @@ def torchdiffeq_rows(name, problem, ref, seeds, t1, rtols):
     ref_flat = flat_params(ref)
     rows = []
     for rtol in rtols:
-        wall, nfe, errors = 0.0, 0, []
-        for seed in range(seeds):
-            (names, params, loss), model, data = port(name, problem, seed)
-            sizes = [p.numel() for p in params]
-            shapes = [p.shape for p in params]
-            counter = [0]
+        counter = [0]
 
-            def rhs(t, y):
-                counter[0] += 1
-                with torch.enable_grad():
-                    y = y.detach().requires_grad_(True)
-                    parts = [q.reshape(s) for q, s in zip(torch.split(y, sizes), shapes)]
-                    g = torch.autograd.grad(loss(parts), y)[0]
-                return -g
+        def one_pass(rtol=rtol):
+            counter[0] = 0
+            out = []
+            for seed in range(seeds):
+                (names, params, loss), model, data = port(name, problem, seed)
+                sizes = [p.numel() for p in params]
+                shapes = [p.shape for p in params]
 
-            y0 = torch.cat([p.reshape(-1) for p in params])
-            start = time.perf_counter()
-            ys = odeint(rhs, y0, torch.tensor([0.0, t1]), method="dopri5", rtol=rtol, atol=rtol * 1e-2)
-            wall += time.perf_counter() - start
-            nfe += counter[0]
-            final = [q.reshape(s).detach().numpy() for q, s in zip(torch.split(ys[-1], sizes), shapes)]
+                def rhs(t, y, loss=loss, sizes=sizes, shapes=shapes):
+                    counter[0] += 1
+                    with torch.enable_grad():
+                        y = y.detach().requires_grad_(True)
+                        parts = [q.reshape(s) for q, s in zip(torch.split(y, sizes), shapes)]
+                        g = torch.autograd.grad(loss(parts), y)[0]
+                    return -g
+
+                y0 = torch.cat([p.reshape(-1) for p in params])
+                ys = odeint(rhs, y0, torch.tensor([0.0, t1]), method="dopri5", rtol=rtol, atol=rtol * 1e-2)
+                out.append((names, model, sizes, shapes, ys[-1]))
+            return out
+
+        finals, timing = measure(one_pass)
+        nfe = counter[0]  # of the last (warm) pass; every pass makes the same evaluations
+        errors = []
+        for seed, (names, model, sizes, shapes, last) in enumerate(finals):
+            final = [q.reshape(s).detach().numpy() for q, s in zip(torch.split(last, sizes), shapes)]
             done = eqx.tree_at(lambda mdl: [getattr(mdl, n) for n in names], model, [jax.numpy.asarray(f) for f in final])
             flat = np.concatenate([np.asarray(x).ravel() for x in jax.tree_util.tree_leaves(done)
                                    if np.issubdtype(np.asarray(x).dtype, np.floating)])
             errors.append(np.linalg.norm(flat - ref_flat[seed]) / np.linalg.norm(ref_flat[seed]))
-        rows.append({"method": f"torchdiffeq dopri5 rtol {rtol:g}", "wall_s": wall, "grad_evals": nfe / seeds,
+        rows.append({"method": f"torchdiffeq dopri5 rtol {rtol:g}", **timing, "grad_evals": nfe / seeds,
                      "param_error": float(max(errors))})
-        print(f"    {rows[-1]['method']}: {wall:.2f} s, {nfe / seeds:.0f} gradients/seed, error {max(errors):.1e}",
-              flush=True)
+        print(f"    {rows[-1]['method']}: warm {timing['wall_s']:.2f} s (cold {timing['cold_s']:.2f} s), "
+              f"{nfe / seeds:.0f} gradients/seed, error {max(errors):.1e}", flush=True)
     return rows
