@@ -84,21 +84,26 @@ class SDEFlow(AbstractFlow):
 
     def check_setting(self, problem, n_samples, integration) -> None:
         """Check the problem and the integration options for the SDE (before compiling)."""
-        name = type(problem).__name__
-        if n_samples is None:
-            raise ValueError(
-                f"SDEFlow needs per-sample losses, and {name} does not define `per_sample_loss`: add a method "
-                f"`per_sample_loss(self, model, data)` returning the vector of the n per-sample losses whose mean "
-                f"is `loss` (as gradflow.problems.LeastSquares does).")
-        if self.batch_size > n_samples:
-            raise ValueError(f"`batch_size` ({self.batch_size}) is larger than the data: {name} has {n_samples} "
-                             f"samples; pass a batch size B <= {n_samples}.")
+        check_samples(problem, n_samples, self.batch_size, "batch_size", "SDEFlow")
         if integration.adaptive or not isinstance(integration.stepsize_controller, dfx.ConstantStepSize):
             raise ValueError("SDEFlow is integrated at a fixed step: pass stepsize_controller=diffrax.ConstantStepSize(), "
                              "dt0 (e.g. dt0=lr/10) and an SDE solver such as solver=diffrax.Euler().")
         if not isinstance(integration.solver, _SDE_SOLVERS):
             raise ValueError(f"{type(integration.solver).__name__} is not an SDE solver; pass solver=diffrax.Euler() "
                              "(Euler–Maruyama, Itô) for SDEFlow.")
+
+
+def check_samples(problem, n_samples, batch, argument, who="a minibatch"):
+    """One clear error where `problem` has no per-sample losses or `batch` exceeds their number."""
+    name = type(problem).__name__
+    if n_samples is None:
+        raise ValueError(
+            f"{who} needs per-sample losses, and {name} does not define `per_sample_loss`: add a method "
+            f"`per_sample_loss(self, model, data)` returning the vector of the n per-sample losses whose mean "
+            f"is `loss` (as gradflow.problems.LeastSquares does).")
+    if batch > n_samples:
+        raise ValueError(f"`{argument}` ({batch}) is larger than the data: {name} has {n_samples} "
+                         f"samples; pass a batch size B <= {n_samples}.")
 
 
 def per_sample_count(problem, model, data) -> int | None:

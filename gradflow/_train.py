@@ -19,6 +19,7 @@ from ._optim import Optimizer
 from ._options import Batching, Checkpointing, Stepping, fingerprint
 from ._problem import AbstractProblem
 from ._run import Run, Stats
+from ._sde import check_samples, noise_keys, per_sample_count
 from ._simulate import check_problem, initialise
 from ._solve import all_finite
 from ._status import Status
@@ -55,9 +56,20 @@ def _chunk(problem, batching, skeleton, items, shared, params, opt_state, first_
         def loss_p(p):
             return problem.loss(eqx.combine(p, rest), data)
 
+        minibatch = sh.get("minibatch")
+
+        def gradient(p, k):
+            if minibatch is None:
+                return jax.grad(loss_p)(p)
+            # minibatch SGD: `minibatch` indices drawn uniformly with replacement, keyed by (seed, step)
+            per_sample = lambda q: problem.per_sample_loss(eqx.combine(q, rest), data)  # noqa: E731
+            n = jax.eval_shape(per_sample, p).shape[0]
+            idx = jax.random.randint(jax.random.fold_in(item["noise_key"], k), (minibatch,), 0, n)
+            return jax.grad(lambda q: jnp.mean(per_sample(q)[idx]))(p)
+
         def step(i, carry):
             p, s, bad = carry
-            updates, s = optimizer.update(jax.grad(loss_p)(p), s, p)
+            updates, s = optimizer.update(gradient(p, k0 + i), s, p)
             p = optax.apply_updates(p, updates)
             bad = jnp.where((bad < 0) & ~all_finite(p), k0 + i + 1, bad)
             return p, s, bad
@@ -85,6 +97,7 @@ def train(
     checkpoint_every: int = 1000,
     resume: bool = False,
     command: str | None = None,
+    minibatch: int | None = None,
 ) -> Run:
     """Run `steps` steps of `optimizer` on `problem` for each seed.
 
@@ -109,6 +122,13 @@ def train(
       as `simulate` does); with `resume=True` a run continues from the last
       checkpoint there. The result equals an uninterrupted run bitwise (each step
       is the same compiled code).
+    - `minibatch`: None (the default) steps on the full-batch gradient ∇L; an
+      int B steps on the gradient of the mean of B per-sample losses
+      (`problem.per_sample_loss`) drawn uniformly *with replacement* at every
+      step, each seed with its own draws keyed by its seed key and the step
+      number (so a resumed run draws the same minibatches). With
+      `optax.sgd(η)` this is the minibatch SGD that `SDEFlow(lr=η, batch_size=B)`
+      models.
 
     **Returns:**
 
@@ -117,6 +137,10 @@ def train(
     step.
     """
     structure, _ = check_problem(problem)
+    if minibatch is not None:
+        if isinstance(minibatch, bool) or not isinstance(minibatch, int) or minibatch < 1:
+            raise ValueError(f"`minibatch` (the minibatch size B) must be None or an integer >= 1; got {minibatch!r}.")
+        check_samples(problem, per_sample_count(problem, *structure), minibatch, "minibatch")
     if not isinstance(optimizer, (optax.GradientTransformation, Optimizer)):
         raise TypeError(
             "`optimizer` must be a gradflow.Optimizer such as gf.Optimizer(optax.sgd, learning_rate=1e-2), or an "
@@ -127,16 +151,23 @@ def train(
     keys, seed_record = seeds_to_keys(seeds)
     batching = Batching(batching, batch_size)
     initial = initialise(problem, keys, batching, structure)
-    items = _padded({"model": initial.model, "data": initial.data_per_seed}, keys.shape[0], batching)
+    items = {"model": initial.model, "data": initial.data_per_seed}
+    if minibatch is not None:
+        items["noise_key"] = noise_keys(keys)
+    items = _padded(items, keys.shape[0], batching)
     shared = {"data": initial.data_shared, "optimizer": _runtime(optimizer)}
+    if minibatch is not None:
+        shared["minibatch"] = minibatch  # compiled in
     start_args = (problem, batching, initial.skeleton, items, shared)
     start_fn, compile_start = compile_program(_start, *start_args)
     params, opt_state, obs0 = start_fn(*start_args)
     first_bad = jnp.full((count(items),), -1, dtype=jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
     state = {"params": params, "opt_state": opt_state, "first_bad": first_bad, "obs": _observables(obs0, stepping),
              "k": np.zeros((), np.int64)}
+    extra = {} if minibatch is None else {"minibatch": minibatch}
     record = fingerprint(module_config(problem), describe_optimizer(optimizer), stepping.config(), seed_record,
-                         None if checkpointing is None else checkpointing.config(), batching.config(), initial.digest())
+                         None if checkpointing is None else checkpointing.config(), batching.config(), initial.digest(),
+                         *([extra] if extra else []))
     state, wall, compile_steps = _step_through(
         (problem, batching, initial.skeleton, items, shared), state, stepping, checkpointing, record, progress)
 
@@ -150,7 +181,7 @@ def train(
                   t_final=done * stepping.dt, wall_time=wall,
                   compile_time=initial.compile_time + compile_start + compile_steps)
     config = run_config("train", problem=problem, seeds=seed_record, command=command,
-                        optimizer=describe_optimizer(optimizer), **stepping.config(),
+                        optimizer=describe_optimizer(optimizer), **stepping.config(), **extra,
                         save_steps=stepping.save_steps().tolist(), **batching.config())
     return Run(
         ts=stepping.save_steps() * stepping.dt,
