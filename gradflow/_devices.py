@@ -45,6 +45,13 @@ def seeds_to_keys(seeds) -> tuple[jax.Array, list]:
 
 
 def _keys_from_ids(ids: list[int]) -> jax.Array:
+    """`jax.random.PRNGKey(i)` for each seed number, stacked. One vmapped call when every
+    number fits the integer type `PRNGKey` converts a Python int to (int64 under x64,
+    else int32), so the keys are those of the per-number calls (4,000 one-by-one calls
+    took 9 s)."""
+    bits = 63 if jax.config.jax_enable_x64 else 31
+    if ids and all(-(2**bits) <= i < 2**bits for i in ids):
+        return jax.vmap(jax.random.PRNGKey)(jnp.asarray(ids, dtype=jnp.int64 if bits == 63 else jnp.int32))
     return jnp.stack([jax.random.PRNGKey(i) for i in ids])
 
 

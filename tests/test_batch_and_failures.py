@@ -220,3 +220,14 @@ def test_failure_summary_groups_seeds_with_the_time_each_reached():
     gd = gf.train(LeastSquares(), optax.sgd(1e3), steps=200, dt=1e3, seeds=2, save=gf.LogGrid(n=4))
     assert (gd.stats.status == gf.Status.NONFINITE).all()
     assert "lower the learning rate" in gd.summary() and "rates" not in gd.summary()
+
+
+def test_seed_numbers_become_the_keys_of_prngkey():
+    from gradflow._devices import _keys_from_ids
+
+    # One vmapped PRNGKey call for many seed numbers: the same keys as one call per number,
+    # negative and beyond-int32 numbers included (x64 is on in the suite: PRNGKey takes int64).
+    ids = [0, 1, 7, 2**31 - 1, -5, -(2**31), 2**40, -(2**40)]
+    expected = np.stack([np.asarray(jax.random.PRNGKey(i)) for i in ids])
+    np.testing.assert_array_equal(np.asarray(_keys_from_ids(ids)), expected)
+    assert _keys_from_ids(list(range(20_000))).shape == (20_000, 2)
