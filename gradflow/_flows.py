@@ -74,6 +74,18 @@ class AbstractFlow(eqx.Module):
 
     Subclasses implement `vector_field`; flows with extra state (moments)
     override `init` and `params` too.
+
+    **Arguments:**
+
+    - `rates`: per-field time scales, as `((field name, rate), ...)` (each
+      subclass takes them as a dict `{"W": 10.0}` and stores this form); the
+      vector field of a field is multiplied by its rate.
+
+    **A subclass defines:**
+
+    - `vector_field(t, state, grad_fn)`: d(state)/dt, given `grad_fn(params)`;
+    - optionally `init(params)` and `params(state)`, for a state that holds more
+      than the parameters.
     """
 
     rates: eqx.AbstractVar[tuple[tuple[str, float], ...]]

@@ -18,7 +18,14 @@ class AbstractProblem(eqx.Module):
     `__check_init__` and raise `ValueError` naming the field and the fix: the
     command line and `simulate` construct problems before anything compiles.
 
-    Optional, where the theory provides them:
+    **A subclass defines:**
+
+    - `init(key)`: `(model, data)` for one seed — an Equinox module and a pytree of
+      arrays (the data may be shared by every seed or drawn per seed).
+    - `loss(model, data)`: the scalar training loss.
+    - `observables(model, data)`: a dict of arrays saved at every save time.
+
+    **Optional, where the theory provides them:**
 
     - `trainable(model)`: a pytree of bools, which leaves move (default: every
       array; trained leaves must be floating-point, see `trainable`).

@@ -12,7 +12,12 @@ from ._common import check_data_seed, check_float, check_int, data_key, orthonor
 
 
 class Linear(eqx.Module):
-    """The least-squares model: one parameter vector `theta` (shape (p,))."""
+    """The least-squares model.
+
+    **Arguments:**
+
+    - `theta`: the parameter vector, shape (p,).
+    """
 
     theta: Float[Array, " p"]
 
@@ -26,6 +31,17 @@ class LeastSquares(AbstractProblem):
     θ(t) = θ* + V e^{−Λt} Vᵀ (θ0 − θ*), and GD with step η the iterate
     θ_k = θ* + (I − ηH)^k (θ0 − θ*). A large `cond` with t1 ~ cond makes the
     flow stiff (fast modes decay at rate 1, slow ones at 1/cond).
+
+    **Arguments:**
+
+    - `n`: the number of samples (rows of X); at least `p`, so that XᵀX has full rank.
+    - `p`: the number of parameters.
+    - `cond`: the condition number of H = XᵀX/n, ≥ 1 (its eigenvalues are log-spaced
+      in [1/cond, 1]).
+    - `noise`: the standard deviation of the label noise added to y = Xβ.
+    - `init_scale`: the standard deviation of θ0's entries.
+    - `data_seed`: None to draw the data per seed; an integer to share one draw across
+      seeds.
     """
 
     default_t1: ClassVar[float] = 50.0
