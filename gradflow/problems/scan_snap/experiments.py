@@ -8,7 +8,8 @@ from ..._grids import LogGrid
 from ..._simulate import simulate
 from ..._sweep import sweep
 from ._claims import measured_transition
-from ._model import ScanSnap, ScanSnapPopulation, fig3_classes, syn_medium, syn_small, transition_time
+from ._model import (ScanSnap, ScanSnapPopulation, SequenceClasses, fig3_classes, syn_medium, syn_small,
+                     transition_time)
 
 
 def _plt():
@@ -346,12 +347,10 @@ def closed_form_velocity(problem, Y, Z, *, eta_Y=1.0, eta_Z=1.0):
     return Ydot, Zdot
 
 
-def syn_small_common(n_common: int = 10) -> "SequenceClasses":
+def syn_small_common(n_common: int = 10) -> SequenceClasses:
     """Syn-Small with `n_common` common tokens (weight 1) in place of its 10: two
     classes sharing query token 0, next tokens 0 and 1, each with 10 distinct tokens
     of weights linspace(0.1, 1, 10). `n_common = 10` is `syn_small()`."""
-    from ._model import SequenceClasses
-
     W = np.zeros((2, n_common + 20))
     W[:, :n_common] = 1.0
     W[0, n_common:n_common + 10] = np.linspace(0.1, 1.0, 10)
@@ -428,4 +427,21 @@ def fig4_momentum(*, rates=((1.0, 1.0), (10.0, 1.0)), lr=0.01, momentum=0.9, t1=
                      "flow entropy": (float(e_flow.mean()), float(e_flow.std())),
                      "max |c_SGD − c_flow|": float(gap.mean()),
                      "failed": int((~sgd.ok).sum() + (~flow.ok).sum())})
+    return rows
+
+
+def transition_times(rates=((1.0, 0.5), (1.0, 1.0), (1.0, 2.0), (3.0, 1.0), (10.0, 0.5), (10.0, 1.0), (10.0, 2.0),
+                            (30.0, 1.0)), *, t1=1e4, save_n=200):
+    """The measured scan → snap transition t* (`measured_transition`: fastest growth of B
+    in ln t) against t0 = 2K ln M/η_Y on Syn-Small's population flow, for each (η_Y, η_Z)
+    — one batched `sweep`. Returns rows with t*, t0, t*/t0 and t*·η_Z."""
+    classes = syn_small()
+    runs = sweep(ScanSnapPopulation(classes=classes), rates=[{"Y": y, "Z": z} for y, z in rates], t1=t1, seeds=1,
+                 save=LogGrid(n=save_n, t_min=1e-3))
+    rows = []
+    for (eta_Y, eta_Z), run in zip(rates, runs):
+        t_star = float(measured_transition(run)[0])
+        t0 = transition_time(M=classes.M, K=classes.K, eta_Y=eta_Y)
+        rows.append({"eta_Y": eta_Y, "eta_Z": eta_Z, "t*": t_star, "t0": t0, "t*/t0": t_star / t0,
+                     "t*·eta_Z": t_star * eta_Z})
     return rows
