@@ -24,6 +24,10 @@ FLOWS = {
     "gradient": ("GradientFlow", lambda args: {}),
     "sign": ("SignFlow", lambda args: {"eps": args.eps}),
     "adam": ("AdamFlow", lambda args: {"a": args.adam_a, "b": args.adam_b, "eps": args.eps}),
+    "modified": ("ModifiedFlow", lambda args: {"lr": args.lr}),
+    "momentum": ("MomentumFlow", lambda args: {"beta": args.beta}),
+    "heavy-ball": ("HeavyBallFlow", lambda args: {"gamma": args.gamma}),
+    "sde": ("SDEFlow", lambda args: {"lr": args.lr, "batch_size": args.batch_size}),
 }
 """Command-line flow name → (gradflow flow class, its options from the parsed arguments; None: the flow's default)."""
 
@@ -51,6 +55,11 @@ def _parser():
                    help="regularisation of the sign flow (default: SignFlow's, 1e-3) or Adam's ε (AdamFlow's, 1e-8)")
     r.add_argument("--adam-a", type=float, default=None, help="AdamFlow: β1 = 1 − a·η (default: AdamFlow's, 100)")
     r.add_argument("--adam-b", type=float, default=None, help="AdamFlow: β2 = 1 − b·η (default: AdamFlow's, 1)")
+    r.add_argument("--lr", type=float, default=None,
+                   help="--flow modified / sde: the learning rate η of the GD / SGD the flow models")
+    r.add_argument("--beta", type=float, default=None, help="--flow momentum: the momentum β in [0, 1)")
+    r.add_argument("--gamma", type=float, default=None, help="--flow heavy-ball: the friction γ >= 0")
+    r.add_argument("--batch-size", type=int, default=None, help="--flow sde: the minibatch size B of the SGD it models")
     r.add_argument("--rate", action="append", default=[], metavar="FIELD=RATE", help="per-field flow rate")
     r.add_argument("--solver", choices=SOLVERS, default="tsit5")
     r.add_argument("--rtol", type=float, default=1e-6)
@@ -260,7 +269,10 @@ _RUN_OPTIONS = {
     "dt0": "--dt0", "max_steps": "--max-steps", "checkpoint_every": "--checkpoint-every", "checkpoint_dir": "--out",
 }
 _GRID_OPTIONS = {"n": "--save-n", "t_min": "--t-min"}
-_FLOW_OPTIONS = {"eps": "--eps", "a": "--adam-a", "b": "--adam-b", "rates": "--rate"}
+_FLOW_OPTIONS = {"eps": "--eps", "a": "--adam-a", "b": "--adam-b", "rates": "--rate", "lr": "--lr", "beta": "--beta",
+                 "gamma": "--gamma", "batch_size": "--batch-size"}
+_FLOW_NEEDS = {"modified": ("lr",), "momentum": ("beta",), "heavy-ball": ("gamma",), "sde": ("lr", "batch_size")}
+"""The options a flow cannot do without (they have no default)."""
 _BENCH_OPTIONS = {"seeds": "--seeds", "t1": "--t1", "tolerances": "--rtols", "step_sizes": "--steps",
                   "numruns": "--numruns", "measure": "--measure"}
 """The library's argument names, as its messages quote them (`name`), → the options that set them."""
@@ -354,6 +366,13 @@ def _flow(args):
 
     name, options = FLOWS[args.flow]
     options = {k: v for k, v in options(args).items() if v is not None}
+    missing = [_FLOW_OPTIONS[k] for k in _FLOW_NEEDS.get(args.flow, ()) if k not in options]
+    if missing:
+        raise CLIError(f"--flow {args.flow} needs {' and '.join(missing)} (see `gradflow run --help`)")
+    unused = [option for key, option in _FLOW_OPTIONS.items() if key in ("lr", "beta", "gamma", "batch_size")
+              and getattr(args, key) is not None and key not in options]
+    if unused:
+        raise CLIError(f"{', '.join(unused)}: not an option of --flow {args.flow}")
     with _refused(_FLOW_OPTIONS, f"--flow {args.flow}"):
         return getattr(gradflow, name)(**options, rates=_pairs(args.rate, "--rate"))
 
@@ -494,9 +513,17 @@ def _check_run(args, problem, flow, keywords):
         raise CLIError(f"--t-min must be below t1 = {keywords['t1']:g}; got {save.t_min:g}")
     with _refused(_RUN_OPTIONS):
         seeds_to_keys(args.seeds)
-        resolve_options({**keywords, "save": save, "devices": None})  # devices are checked by `_devices`
+        integration = resolve_options({**keywords, "save": save, "devices": None})[0]  # devices: see `_devices`
     with _refused(_FLOW_OPTIONS):  # rates naming missing fields etc.
-        check_problem(problem, flow)
+        structure, _ = check_problem(problem, flow)
+    from ._sde import SDEFlow, per_sample_count
+
+    if isinstance(flow, SDEFlow):
+        if integration.adaptive or args.dt0 is None or args.solver != "euler":
+            raise CLIError("--flow sde integrates at a fixed step with Euler–Maruyama: pass --solver euler and "
+                           "--dt0 DT (e.g. the learning rate / 10)")
+        with _refused(_FLOW_OPTIONS):
+            flow.check_setting(problem, per_sample_count(problem, *structure), integration)
     return save
 
 
