@@ -3,7 +3,8 @@
 A run directory may come from a collaborator, so opening one must be as safe as
 `numpy.load(..., allow_pickle=False)`. Its record names the problem's class,
 but that name is only looked up among gradflow's registered problems
-(`gradflow.problems.PROBLEMS`); nothing is imported by name. A run of any other
+(`gradflow.problems.PROBLEMS`) and its own wrappers (`gf.Sharpness`, whose inner
+problem is looked up the same way); nothing is imported by name. A run of any other
 problem class loads only when the caller passes the class (or an instance)
 explicitly, and the class must be an `AbstractProblem` subclass, checked before
 anything is called.
@@ -31,11 +32,21 @@ def _nested_class(path):
     return cls if ok and not issubclass(cls, AbstractProblem) else None
 
 
+def _wrappers() -> dict:
+    """gradflow's own problem wrappers (a fixed table, never a name looked up): a run of
+    `gf.Sharpness(inner)` loads with its inner problem rebuilt from the record too."""
+    from ._sharpness import Sharpness
+
+    return {f"{cls.__module__}:{cls.__qualname__}": cls for cls in (Sharpness,)}
+
+
 def _fields(record) -> dict:
     def back(value):
         if isinstance(value, list):
             return tuple(back(v) for v in value)
         if isinstance(value, dict):
+            if set(value) == {"class", "fields"} and (registered_class(value) or _wrappers().get(value["class"])):
+                return problem_from_record(value)  # a wrapped problem's `inner`: registered classes only
             cls = _nested_class(value.get("class")) if set(value) == {"class", "fields"} else None
             if cls is not None and isinstance(value["fields"], dict):
                 try:
@@ -64,6 +75,8 @@ def registered_class(record: dict):
     path = record.get("class")
     if not isinstance(path, str):
         return None
+    if path in _wrappers():
+        return _wrappers()[path]
     module, _, qualname = path.partition(":")
     for cls in PROBLEMS.values():
         if cls.__qualname__ == qualname and module.startswith("gradflow.problems"):

@@ -162,3 +162,19 @@ def test_a_problem_with_a_nested_module_field_loads_and_plots(tmp_path):
     _resign(tmp_path / "run")
     with pytest.raises(gf.RunFormatError, match="SequenceClasses"):
         gf.load(tmp_path / "run")
+
+
+def test_a_sharpness_wrapped_run_loads_and_its_inner_problem_only_from_the_registry(tmp_path, popen_watch):
+    """Found: a run of `gf.Sharpness(problem)` did not open ("not one of gradflow's problems"). gradflow's own
+    wrappers are a fixed table; their `inner` record is looked up among the registered problems like any other."""
+    run = gf.simulate(gf.Sharpness(LeastSquares(n=8, p=3), k=2), t1=1.0, seeds=2, save=gf.LinearGrid(n=3))
+    run.save(tmp_path / "run")
+    loaded = gf.load(tmp_path / "run")
+    assert loaded.problem == run.problem and loaded.obs["sharpness"].shape == (2, 3, 2)
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    meta["config"]["problem"]["fields"]["inner"] = {"class": "subprocess:Popen", "fields": {"args": ["touch", MARKER]}}
+    (tmp_path / "run" / "run.json").write_text(json.dumps(meta))
+    _resign(tmp_path / "run")
+    with pytest.raises(gf.RunFormatError, match="Sharpness"):
+        gf.load(tmp_path / "run")
+    assert popen_watch == []
