@@ -61,6 +61,8 @@ def _parser():
     r.add_argument("--gamma", type=float, default=None, help="--flow heavy-ball: the friction γ >= 0")
     r.add_argument("--batch-size", type=int, default=None, help="--flow sde: the minibatch size B of the SGD it models")
     r.add_argument("--rate", action="append", default=[], metavar="FIELD=RATE", help="per-field flow rate")
+    r.add_argument("--observe", action="append", default=[], metavar="sharpness[:k]",
+                   help="also save the top-k Hessian eigenvalues (k = 1 by default) at every save time")
     r.add_argument("--solver", choices=SOLVERS, default="tsit5")
     r.add_argument("--rtol", type=float, default=1e-6)
     r.add_argument("--atol", type=float, default=1e-8)
@@ -377,6 +379,23 @@ def _flow(args):
         return getattr(gradflow, name)(**options, rates=_pairs(args.rate, "--rate"))
 
 
+def _observed(problem, observe: list[str]):
+    """`problem` wrapped for each `--observe` (today: `sharpness[:k]` → `gradflow.Sharpness`)."""
+    for item in observe:
+        what, _, k = item.partition(":")
+        if what != "sharpness":
+            raise CLIError(f"--observe {item}: unknown; the choice is sharpness[:k] (the top-k Hessian eigenvalues)")
+        try:
+            k = int(k) if k else 1
+        except ValueError:
+            raise CLIError(f"--observe {item}: k must be an integer >= 1, as in sharpness:3") from None
+        from . import Sharpness
+
+        with _refused({"k": "--observe sharpness:k"}):
+            problem = Sharpness(problem, k=k)
+    return problem
+
+
 def _check_out(out: Path, force: bool):
     if (out / "run.json").exists() and not force:
         raise CLIError(f"--out {out} already holds a run; pass --force to overwrite it")
@@ -536,6 +555,7 @@ def cmd_run(args):
     _start_cpu_devices(args)
     name, problem = build_problem(args.problem, args.set)
     t1 = type(problem).default_t1 if args.t1 is None else args.t1
+    problem = _observed(problem, args.observe)
     solver, controller = _solver(args)
     flow = _flow(args)
     out = Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"

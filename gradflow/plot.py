@@ -419,7 +419,9 @@ def save_figures(run, directory, *, max_figures=8) -> list[Path]:
     paths.append(directory / "loss.png")
     ax.figure.savefig(paths[-1], dpi=110)
     plt.close(ax.figure)
-    for name, values in run.obs.items():
+    # `sharpness` (added by gradflow.Sharpness / `--observe`) is drawn first: it was asked for by name.
+    for name in sorted(run.obs, key=lambda n: n != "sharpness"):
+        values = run.obs[name]
         if name == "loss" or len(paths) >= max_figures or values[0, 0].size > 16:
             continue
         if values[0, 0].size > 1:

@@ -67,6 +67,9 @@ def test_run_end_to_end(tmp_path):
         (["run", "--rate", "a=2"], "not trainable"),
         (["run", "--seeds", "two"], "invalid int"),
         (["run", "--flow", "modified"], "--flow modified needs --lr"),
+        (["run", "--observe", "hessian"], "--observe hessian: unknown"),
+        (["run", "--observe", "sharpness:0"], "--observe sharpness:k must be an integer >= 1"),
+        (["run", "--observe", "sharpness:x"], "--observe sharpness:x: k must be an integer"),
         (["run", "--flow", "momentum", "--beta", "1.5"], "--beta"),
         (["run", "--flow", "momentum", "--beta", "0.9", "--lr", "0.1"], "--lr: not an option of --flow momentum"),
         (["run", "--flow", "heavy-ball", "--gamma", "-1"], "--gamma"),
@@ -327,3 +330,17 @@ def test_run_with_the_sde_flow(tmp_path):
     run = gf.load(out)
     assert run.config["flow"] == {"class": "SDEFlow", "lr": 0.1, "batch_size": 4, "rates": {}} and run.ok.all()
     assert run.obs["loss"][0, -1] != run.obs["loss"][1, -1]  # each seed its own Brownian path
+
+
+def test_run_observing_sharpness_keeps_the_problems_report_and_figures(tmp_path, capsys):
+    # --observe sharpness wraps the problem in gf.Sharpness: the sharpness is saved and drawn first, and the
+    # co-occurrence claims and figures (registered for the inner problem) are still produced.
+    out = tmp_path / "sharp"
+    code = cli.main(["run", "--observe", "sharpness:2", "--seeds", "2", "--t1", "3", "--set", "m=8", "--set", "m1=8",
+                     "--set", "d=16", "--save-n", "6", "--no-progress", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "phase 1 ends" in printed  # the inner problem's claims table
+    run = gf.load(out)
+    assert run.obs["sharpness"].shape == (2, 6, 2) and (out / "sharpness.png").exists()
+    assert (out / "fig1a_scores.png").exists()  # the inner problem's registered figures

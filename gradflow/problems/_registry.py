@@ -61,6 +61,24 @@ def _lookup(table: dict, problem) -> Callable | None:
     return None
 
 
+def _registered(table: dict, run):
+    """(function, run) for a run's problem; a wrapped problem (`gf.Sharpness(inner)`)
+    with nothing registered of its own gets its inner problem's, on a view of the run
+    whose `problem` (and config record) is the inner one (the wrapper only adds
+    observables)."""
+    from .._problem import WrappedProblem
+    from .._run import Run
+
+    fn = _lookup(table, run.problem)
+    if fn is None and isinstance(run.problem, WrappedProblem):
+        record = (run.config.get("problem") or {}).get("fields", {}).get("inner")
+        config = {**run.config, "problem": record} if isinstance(record, dict) else run.config
+        inner = Run(run.ts, run.obs, run.initial, run.final, run.stats, config, run.problem.inner)
+        fn, inner_fn_run = _registered(table, inner)
+        return fn, inner_fn_run
+    return fn, run
+
+
 def report(run) -> str | None:
     """The registered text report on a run.
 
@@ -72,7 +90,7 @@ def report(run) -> str | None:
 
     The report (a string), or None if its problem's class has none.
     """
-    fn = _lookup(_REPORTS, run.problem)
+    fn, run = _registered(_REPORTS, run)
     return None if fn is None else fn(run)
 
 
@@ -88,7 +106,7 @@ def figures(run, directory) -> list[Path]:
 
     Their paths; [] if its problem's class has none.
     """
-    fn = _lookup(_FIGURES, run.problem)
+    fn, run = _registered(_FIGURES, run)
     if fn is None:
         return []
     directory = Path(directory)
