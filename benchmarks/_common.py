@@ -52,3 +52,23 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     cells = [[k for k, _ in columns]] + [[format(r[k], f) if r.get(k) is not None else "-" for k, f in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)
+
+
+def measure(fn, repeats: int):
+    """How every row of a comparison is timed (gradflow, GD, scipy, torchdiffeq, the
+    batching strategies, the GPU rows alike): the whole call, by the wall clock, once
+    cold (the first call: with whatever compiling it does) and `repeats` times warm.
+    Returns (the first call's result, {cold_s, wall_s = min of the warm calls,
+    wall_median_s, wall_max_s, repeats})."""
+    import numpy as np
+
+    start = time.perf_counter()
+    first = fn()
+    cold = time.perf_counter() - start
+    warm = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        warm.append(time.perf_counter() - start)
+    return first, {"cold_s": cold, "wall_s": min(warm), "wall_median_s": float(np.median(warm)),
+                   "wall_max_s": max(warm), "repeats": repeats}

@@ -34,26 +34,13 @@ jax.config.update("jax_enable_x64", True)
 
 import diffrax as dfx  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import machine, table, write_json  # noqa: E402
+from _common import machine, measure, table, write_json  # noqa: E402
 
 import gradflow as gf  # noqa: E402
 from gradflow import _compile  # noqa: E402
 from gradflow.problems import Cooccurrence, LeastSquares  # noqa: E402
 
 NO_GPU = "not measured: no GPU"
-
-
-def measure(fn, repeats):
-    """(first result, {cold_s, wall_s = min warm, wall_median_s}): the whole call, cold then warm."""
-    start = time.perf_counter()
-    first = fn()
-    cold = time.perf_counter() - start
-    warm = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        warm.append(time.perf_counter() - start)
-    return first, {"cold_s": cold, "wall_s": min(warm), "wall_median_s": float(np.median(warm))}
 
 
 def last_program():

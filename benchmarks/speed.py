@@ -68,6 +68,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from _common import machine, table, write_json  # noqa: E402
+from _common import measure as _measure  # noqa: E402
 
 import gradflow as gf  # noqa: E402
 from gradflow.accuracy import param_error  # noqa: E402
@@ -112,22 +113,8 @@ def _timed(fn):
 
 
 def measure(fn, repeats=None):
-    """How every row of a comparison is timed (GD, gradflow, scipy, torchdiffeq, the
-    batching strategies alike): the whole call, by the wall clock, once cold (the
-    first call: with whatever compiling it does) and `repeats` (--repeats) times warm.
-    Returns (the first call's result, {cold_s, wall_s = min of the warm calls,
-    wall_median_s, wall_max_s, repeats})."""
-    repeats = ARGS.repeats if repeats is None else repeats
-    start = time.perf_counter()
-    first = fn()
-    cold = time.perf_counter() - start
-    warm = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        warm.append(time.perf_counter() - start)
-    return first, {"cold_s": cold, "wall_s": min(warm), "wall_median_s": float(np.median(warm)),
-                   "wall_max_s": max(warm), "repeats": repeats}
+    """`_common.measure` with --repeats warm calls by default."""
+    return _measure(fn, ARGS.repeats if repeats is None else repeats)
 
 
 def best_wall(fn, repeats=3):

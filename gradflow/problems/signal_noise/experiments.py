@@ -43,6 +43,15 @@ def _plt():
     return plt
 
 
+def _final_mean_std(run, keys) -> dict:
+    """`{"KEY mean", "KEY std"}` over seeds of each observable's last saved value."""
+    out = {}
+    for key in keys:
+        last = run.last(key)
+        out[f"{key} mean"], out[f"{key} std"] = float(np.nanmean(last)), float(np.nanstd(last))
+    return out
+
+
 def param_distance(a, b) -> np.ndarray:
     """Per seed ‖θ_a − θ_b‖ / ‖θ_b‖ over every array of two batched final models."""
     la, lb = jtu.tree_leaves(a), jtu.tree_leaves(b)
@@ -178,9 +187,8 @@ def optimizer_comparison(problem=None, *, optimizers=None, steps=3000, seeds=8, 
         run = train(problem, opt, steps=steps, dt=lr, seeds=seeds, save=LogGrid(n=save_n, t_min=lr))
         runs[name] = run
         row = {"optimizer": name, "lr": lr, "steps": steps, "failed": int((~run.ok).sum())}
-        for key in ("loss", "test_loss", "train_accuracy", "test_accuracy", "value_noise", "value_signal"):
-            last = run.last(key)
-            row[f"{key} mean"], row[f"{key} std"] = float(np.nanmean(last)), float(np.nanstd(last))
+        row.update(_final_mean_std(run, ("loss", "test_loss", "train_accuracy", "test_accuracy", "value_noise",
+                                         "value_signal")))
         rows.append(row)
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
@@ -307,9 +315,7 @@ def adam_vs_signgd(problem=None, *, settings=ADAM_SETTINGS, lr=1e-4, steps=3000,
         split = [run.ts[np.flatnonzero(g)[0]] for g in gap if g.any()]
         row["t split"] = float(np.mean(split)) if split else np.nan
         row["seeds split"] = len(split)
-        for key in ("loss", "test_loss", "test_accuracy", "s11_mean"):
-            last = run.last(key)
-            row[f"{key} mean"], row[f"{key} std"] = float(np.nanmean(last)), float(np.nanstd(last))
+        row.update(_final_mean_std(run, ("loss", "test_loss", "test_accuracy", "s11_mean")))
         rows.append(row)
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
@@ -339,9 +345,7 @@ def snr_sweep(problem=None, *, snrs=(0.25, 0.5, 1.0, 2.0), optimizers=None, step
             opt, lr = make()
             run = train(p, opt, steps=steps, dt=lr, seeds=seeds, save=LogGrid(n=save_n, t_min=lr))
             row = {"snr": snr, "optimizer": name, "failed": int((~run.ok).sum())}
-            for key in ("loss", "test_loss", "test_accuracy"):
-                last = run.last(key)
-                row[f"{key} mean"], row[f"{key} std"] = float(np.nanmean(last)), float(np.nanstd(last))
+            row.update(_final_mean_std(run, ("loss", "test_loss", "test_accuracy")))
             rows.append(row)
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
