@@ -73,9 +73,7 @@ def _registered(table: dict, run):
     if fn is None and isinstance(run.problem, WrappedProblem):
         record = (run.config.get("problem") or {}).get("fields", {}).get("inner")
         config = {**run.config, "problem": record} if isinstance(record, dict) else run.config
-        inner = Run(run.ts, run.obs, run.initial, run.final, run.stats, config, run.problem.inner)
-        fn, inner_fn_run = _registered(table, inner)
-        return fn, inner_fn_run
+        return _registered(table, Run(run.ts, run.obs, run.initial, run.final, run.stats, config, run.problem.inner))
     return fn, run
 
 
