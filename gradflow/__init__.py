@@ -8,6 +8,7 @@ import importlib.metadata
 
 from . import accuracy as accuracy, plot as plot, problems as problems
 from ._cache import disable_compile_cache as disable_compile_cache, enable_compile_cache as enable_compile_cache
+from ._fused import FusedERK as FusedERK
 from ._flows import (
     AbstractFlow as AbstractFlow,
     AdamFlow as AdamFlow,

@@ -13,6 +13,7 @@ program itself.
 """
 
 import hashlib
+import os
 import time
 from collections import OrderedDict
 
@@ -24,6 +25,19 @@ from ._adapters import checks_as_nan
 
 _MEMO: OrderedDict = OrderedDict()
 _MEMO_SIZE = 32
+
+
+def compiler_options() -> dict:
+    """The XLA options gradflow compiles its programs with. On the CPU: LLVM
+    optimisation level 1 instead of XLA's default 2, unless `XLA_FLAGS` sets a
+    level. Measured on the default problem (`simulate`, 4 seeds, 2-core CPU,
+    float64, three runs each): the draw and the solve compile in 4.36–4.95 s
+    against 4.65–5.14 s at level 2, the solve runs as fast (0.30 s), the drawn
+    models are equal bit for bit and the losses to 5e-16. Level 0 compiles in
+    3.6 s but runs the solve 3× slower and changes the drawn models at round-off."""
+    if jax.default_backend() != "cpu" or "xla_backend_optimization_level" in os.environ.get("XLA_FLAGS", ""):
+        return {}
+    return {"xla_backend_optimization_level": 1}
 
 
 def _key(fn, static, dynamic):
@@ -54,7 +68,7 @@ def compile_program(fn, *args):
         return _MEMO[key], 0.0
     start = time.perf_counter()
     with checks_as_nan():
-        compiled = jax.jit(lambda dyn: fn(*eqx.combine(dyn, static))).lower(dynamic).compile()
+        compiled = jax.jit(lambda dyn: fn(*eqx.combine(dyn, static))).lower(dynamic).compile(compiler_options())
     elapsed = time.perf_counter() - start
 
     def call(*call_args):
@@ -86,7 +100,7 @@ def compile_lowered(fn, *args):
         compiled, elapsed = _MEMO[key], 0.0
     else:
         start = time.perf_counter()
-        compiled = lowered.compile()
+        compiled = lowered.compile(compiler_options())
         elapsed = time.perf_counter() - start
         _MEMO[key] = compiled
         while len(_MEMO) > _MEMO_SIZE:

@@ -20,6 +20,7 @@ from jax.extend.core import jaxpr_as_fun
 from ._adapters import DT_MIN, EVENT, MAX_STEPS, SUCCESSFUL, result_code
 from ._devices import batch_over_seeds, shard_over_devices
 from ._flows import AbstractFlow
+from ._fused import FusedERK, fusable
 from ._options import Batching, Integration
 from ._problem import AbstractProblem
 from ._run import split_arrays
@@ -202,9 +203,12 @@ def solve_one(setup: Setup, item: dict, shared: dict) -> dict:
                           shared["t1"], shared["dt0"])
     else:
         terms = dfx.ODETerm(vector_field)
+    # An explicit Runge–Kutta step with its stages unrolled: the same numbers as
+    # diffrax's step to round-off, 1.2–1.4× faster on large states (see `_fused`).
+    solver = FusedERK(integ.solver) if fusable(integ.solver, terms) else integ.solver
     sol = dfx.diffeqsolve(
         terms,
-        integ.solver,
+        solver,
         t0=t_start,
         t1=shared["t1"],
         y0=y_start,
