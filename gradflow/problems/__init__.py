@@ -17,6 +17,7 @@ A problem's text report and figures are found by its class (`report(run)`,
 from . import cooccurrence as cooccurrence, scan_snap as scan_snap, signal_noise as signal_noise
 from ._claims import Claim as Claim, claims_table as claims_table
 from ._diagonal import Diagonal as Diagonal, DiagonalLinear as DiagonalLinear
+from ._digits import MLP as MLP, DigitsMLP as DigitsMLP
 from ._least_squares import LeastSquares as LeastSquares, Linear as Linear
 from ._linear_network import LinearNetwork as LinearNetwork, TwoLayerLinear as TwoLayerLinear
 from . import _teacher_student
@@ -80,6 +81,7 @@ PROBLEMS = {
     "text": TextNextToken,
     "signal-noise": SignalNoise,
     "noisy-mnist": NoisyMNIST,
+    "digits-mlp": DigitsMLP,
 }
 """Command-line name → problem class. Each class's `default_t1` is the horizon
 `gradflow run` integrates to when --t1 is not given."""
