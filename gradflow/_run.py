@@ -47,6 +47,9 @@ class Stats:
     - `status`: a `gradflow.Status` code.
     - `result`: diffrax's result code; 0 for `train`.
     - `t_final`: the time the seed's run ended.
+    - `hessian_vector_products`: how many the seed's run made: `gradflow.Sharpness`'s
+      Lanczos steps at every save, and one per vector-field evaluation of
+      `gradflow.ModifiedFlow`; 0 where none.
 
     Per call (0-d arrays):
 
@@ -66,10 +69,14 @@ class Stats:
     wall_time: np.ndarray
     compile_time: np.ndarray
     started_at: np.ndarray = np.nan
+    hessian_vector_products: np.ndarray | None = None  # None: zeros (runs saved before it existed)
 
-    PER_SEED = ("steps", "accepted", "rejected", "gradient_evaluations", "status", "result", "t_final")
+    PER_SEED = ("steps", "accepted", "rejected", "gradient_evaluations", "status", "result", "t_final",
+                "hessian_vector_products")
 
     def __post_init__(self):
+        if self.hessian_vector_products is None:
+            object.__setattr__(self, "hessian_vector_products", np.zeros(np.shape(self.steps)))
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, np.asarray(getattr(self, f.name)))
         shapes = {np.shape(getattr(self, k)) for k in self.PER_SEED}
@@ -192,6 +199,8 @@ class Run:
             ("gradient evaluations", _spread(self.stats["gradient_evaluations"])),
             ("wall time", f"{float(self.stats['wall_time']):.3f} s (+ compile {float(self.stats['compile_time']):.2f} s)"),
         ]
+        if np.any(self.stats["hessian_vector_products"] > 0):
+            rows.insert(-1, ("Hessian–vector products", _spread(self.stats["hessian_vector_products"])))
         if not good.size and np.isfinite(loss).any():  # what is known of the failed seeds' losses
             rows.append(("last saved loss", _spread_float(loss[np.isfinite(loss)])))
         width = max(len(r[0]) for r in rows)

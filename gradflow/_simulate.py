@@ -28,7 +28,7 @@ import numpy as np
 from ._compile import compile_lowered
 from ._config import module_config, run_config
 from ._devices import batch_over_seeds, bucket, pad_to, seeds_to_keys
-from ._flows import AbstractFlow, GradientFlow
+from ._flows import AbstractFlow, GradientFlow, ModifiedFlow
 from ._grids import AbstractGrid, LogGrid
 from ._options import Batching, Checkpointing, Integration, fingerprint, resolve_options
 from ._problem import AbstractProblem
@@ -283,6 +283,15 @@ def drive(problem, flow, seeds, integration: Integration, batching: Batching, ch
                     command)
 
 
+def saved_hvps(obs) -> np.ndarray:
+    """Hessian–vector products the saved observables cost, per seed: the sum of
+    `gradflow.Sharpness`'s "sharpness_hvps" over the saves made (0 without it)."""
+    counts = obs.get("sharpness_hvps")
+    if counts is None:
+        return np.zeros(next(iter(obs.values())).shape[0])
+    return np.nansum(counts, axis=1)
+
+
 def assemble(problem, flow, integration, batching, seed_record, initial, out, wall, compile_time, started_at,
              command) -> Run:
     """The `Run` from a solve's outputs: observables NaN after a seed's last save,
@@ -298,9 +307,11 @@ def assemble(problem, flow, integration, batching, seed_record, initial, out, wa
     stop = integration.stop
     if stop is not None and stop.gradient_evaluations_per_step:
         evals = evals + stop.gradient_evaluations_per_step * (out["steps"] + 1)
+    hvps = saved_hvps(obs) + (evals if isinstance(flow, ModifiedFlow) else 0)  # one per vector-field evaluation
     stats = Stats(steps=out["steps"], accepted=out["accepted"], rejected=out["rejected"], gradient_evaluations=evals,
                   status=status, result=out["result"], t_final=out["t_final"], wall_time=wall,
-                  compile_time=compile_time + initial.compile_time, started_at=started_at)
+                  compile_time=compile_time + initial.compile_time, started_at=started_at,
+                  hessian_vector_products=hvps)
     config = run_config("simulate", problem=problem, seeds=seed_record, command=command, flow=flow.config(),
                         **integration.config(), **batching.config())
     return Run(

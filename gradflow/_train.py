@@ -20,7 +20,7 @@ from ._options import Batching, Checkpointing, Stepping, fingerprint
 from ._problem import AbstractProblem
 from ._run import Run, Stats
 from ._sde import check_samples, noise_keys, per_sample_count
-from ._simulate import check_problem, initialise
+from ._simulate import check_problem, initialise, saved_hvps
 from ._solve import all_finite
 from ._status import Status
 
@@ -176,16 +176,18 @@ def train(
     status = np.where(first_bad >= 0, int(Status.NONFINITE), int(Status.OK)).astype(np.int32)
     done = np.where(first_bad >= 0, first_bad, stepping.steps)
     model = jtu.tree_map(np.asarray, initial.model)
+    obs = {name: value[:n] for name, value in state["obs"].items()}
     stats = Stats(steps=done, accepted=done, rejected=np.zeros(n, dtype=np.int64),
                   gradient_evaluations=done.astype(float), status=status, result=np.zeros(n, dtype=np.int32),
                   t_final=done * stepping.dt, wall_time=wall,
-                  compile_time=initial.compile_time + compile_start + compile_steps)
+                  compile_time=initial.compile_time + compile_start + compile_steps,
+                  hessian_vector_products=saved_hvps(obs))
     config = run_config("train", problem=problem, seeds=seed_record, command=command,
                         optimizer=describe_optimizer(optimizer), **stepping.config(), **extra,
                         save_steps=stepping.save_steps().tolist(), **batching.config())
     return Run(
         ts=stepping.save_steps() * stepping.dt,
-        obs={name: value[:n] for name, value in state["obs"].items()},
+        obs=obs,
         initial=eqx.combine(model, initial.skeleton),
         final=eqx.combine(jtu.tree_map(lambda x: np.asarray(x)[:n], state["params"]), model, initial.skeleton),
         stats=stats,

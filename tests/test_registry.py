@@ -81,7 +81,7 @@ def test_default_horizon_is_a_class_attribute():
         "cooccurrence": 300.0, "linear-network": 10.0, "least-squares": 50.0, "diagonal-network": 20.0,
         "teacher-student": 500.0,
         "scan-snap": 1e4, "scan-snap-finite": 1e3, "text": 100.0, "signal-noise": 0.3, "noisy-mnist": 0.3,
-        "digits-mlp": 100.0,
+        "digits-mlp": 300.0,
     }
     # A class attribute, not a field: not a constructor argument, not in the run's record.
     assert "default_t1" not in {f.name for f in dataclasses.fields(gf.problems.Cooccurrence)}

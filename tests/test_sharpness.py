@@ -39,6 +39,9 @@ def test_sharpness_equals_the_dense_hessian_along_the_flow(inner):
         np.testing.assert_allclose(run.obs["sharpness"][s, -1], dense1, rtol=1e-8)
     n = ravel_pytree(eqx.filter(model0, inner.trainable(model0)))[0].size // 2  # per seed
     assert (run.obs["sharpness_hvps"] == min(n, 64)).all()
+    # the run's stats count them: 3 saves per seed
+    np.testing.assert_array_equal(run.stats["hessian_vector_products"], 3 * min(n, 64))
+    assert "Hessian–vector products" in run.summary()
 
 
 def test_sharpness_is_an_observable_of_train_too():
@@ -47,6 +50,15 @@ def test_sharpness_is_an_observable_of_train_too():
     model, data = inner.init(jax.random.PRNGKey(0))
     # Least squares: the Hessian XᵀX/n is constant, so every save sees the same top eigenvalue.
     np.testing.assert_allclose(run.obs["sharpness"][0, :, 0], _dense_top(inner, model, data, 1)[0], rtol=1e-8)
+    np.testing.assert_array_equal(run.stats["hessian_vector_products"], [2 * 4])  # 2 saves, 4 parameters
+
+
+def test_the_modified_flow_counts_one_hessian_vector_product_per_evaluation():
+    run = gf.simulate(LeastSquares(n=8, p=4, cond=4.0), gf.ModifiedFlow(lr=0.1), t1=1.0, seeds=2,
+                      save=gf.LinearGrid(n=2))
+    np.testing.assert_array_equal(run.stats["hessian_vector_products"], run.stats["gradient_evaluations"])
+    plain = gf.simulate(LeastSquares(n=8, p=4, cond=4.0), t1=1.0, seeds=2, save=gf.LinearGrid(n=2))
+    np.testing.assert_array_equal(plain.stats["hessian_vector_products"], 0)
 
 
 def test_sharpness_checks_its_arguments():

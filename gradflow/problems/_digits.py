@@ -37,7 +37,8 @@ class DigitsMLP(AbstractProblem):
     """The first `n` MNIST test digits, average-pooled `pool` × `pool`, centred and
     scaled to unit variance, fitted by a tanh network with the squared loss against
     one-hot labels: L = (1/2n) Σ_i ‖f(x_i) − e_{y_i}‖². The data are the same for
-    every seed; the weights are drawn per seed (LeCun normal: variance 1/fan-in).
+    every seed; the weights are drawn per seed (LeCun normal: variance 1/fan-in, times
+    `init_scale`²).
     Its per-sample losses make it usable with `gradflow.SDEFlow`.
 
     **Arguments:**
@@ -47,16 +48,19 @@ class DigitsMLP(AbstractProblem):
     - `n`: how many digits (the first `n` of the t10k split).
     - `pool`: the pooling window (28 must be a multiple of it): 4 gives 7 × 7 = 49 inputs.
     - `width`: the hidden width.
-    - `init_scale`: a factor on the initial weights.
+    - `init_scale`: a factor on the initial weights. The default 0.3 starts the
+      sharpness low enough to watch it rise: along the gradient flow (n = 1000,
+      seed 0) it goes 6.9 → 21.2 by t = 300, where at `init_scale=1` it starts at
+      31.6 and barely moves (22–26 over t ∈ [50, 1000]).
     """
 
-    default_t1: ClassVar[float] = 100.0
+    default_t1: ClassVar[float] = 300.0
 
     path: str | None = None
     n: int = 1000
     pool: int = 4
     width: int = 32
-    init_scale: float = 1.0
+    init_scale: float = 0.3
 
     def __check_init__(self):
         check_int("n", self.n)
