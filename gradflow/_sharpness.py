@@ -11,7 +11,8 @@ Lanczos is hand-written because neither JAX nor its ecosystem has a jittable one
 with full reorthogonalisation (`jax.scipy.sparse.linalg` has solvers, not
 eigensolvers). With `iterations` = the number of parameters (the default up to
 `max_iterations`) the Krylov space is the whole space and the Ritz values are
-the Hessian's eigenvalues to round-off; past that the top few converge first.
+the Hessian's eigenvalues to round-off; past that the top few converge first,
+and Lanczos stops once they have (by its residual bound).
 """
 
 import equinox as eqx
@@ -22,10 +23,15 @@ from jax.flatten_util import ravel_pytree
 from ._problem import AbstractProblem, WrappedProblem
 
 
-def top_eigenvalues(hvp, n: int, k: int, iterations: int, key=None):
+def top_eigenvalues(hvp, n: int, k: int, iterations: int, key=None, tol: float = 1e-10):
     """The `k` largest eigenvalues (largest first) of the symmetric n × n operator
-    `hvp` (a function of a length-n vector), by `iterations` steps of Lanczos
-    with full reorthogonalisation, from a fixed pseudo-random start."""
+    `hvp` (a function of a length-n vector), by Lanczos with full
+    reorthogonalisation from a fixed pseudo-random start, and the number of
+    products it took. It stops after `iterations` steps, or earlier once each of
+    the top k Ritz values θ has converged: its residual ‖Hy − θy‖ = β_m |s_m|
+    (the standard Lanczos bound) is at most `tol`·max|θ|, so θ is within that
+    residual of an eigenvalue, and within its square over the spectral gap of
+    the one it approximates."""
     key = jax.random.PRNGKey(0) if key is None else key
     q = jax.random.normal(key, (n,))
     q = q / jnp.linalg.norm(q)
@@ -33,23 +39,41 @@ def top_eigenvalues(hvp, n: int, k: int, iterations: int, key=None):
     alpha = jnp.zeros(iterations)
     beta = jnp.zeros(iterations)
 
-    def step(i, carry):
-        Q, alpha, beta = carry
+    def tridiagonal(alpha, beta, m):
+        """T of the first m steps, padded to `iterations` with decoupled diagonal
+        entries below the whole spectrum (so its top k are T_m's)."""
+        live = jnp.arange(iterations) < m
+        floor = -(jnp.max(jnp.abs(alpha)) + 2 * jnp.max(jnp.abs(beta)) + 1.0)
+        off = jnp.where(jnp.arange(iterations - 1) < m - 1, beta[:-1], 0.0)
+        return jnp.diag(jnp.where(live, alpha, floor)) + jnp.diag(off, 1) + jnp.diag(off, -1)
+
+    def step(carry):
+        i, Q, alpha, beta, _ = carry
         w = hvp(Q[i])
         a = jnp.dot(w, Q[i])
         # Full reorthogonalisation against every basis vector so far, twice (classical
-        # Gram–Schmidt loses orthogonality once a Ritz value converges).
-        mask = (jnp.arange(iterations) <= i)[:, None]
+        # Gram–Schmidt loses orthogonality once a Ritz value converges). The rows of Q past
+        # i are still zero, so the whole of Q can be used as it is.
         for _ in range(2):
-            w = w - (Q * mask).T @ ((Q * mask) @ w)
+            w = w - Q.T @ (Q @ w)
         b = jnp.linalg.norm(w)
-        nxt = jnp.where(b > 1e-300, w / jnp.where(b > 1e-300, b, 1.0), 0.0)
-        Q = jnp.where(i + 1 < iterations, Q.at[jnp.minimum(i + 1, iterations - 1)].set(nxt), Q)
-        return Q, alpha.at[i].set(a), beta.at[i].set(b)
+        exhausted = b <= 1e-300  # an invariant subspace: the Ritz values are exact
+        nxt = jnp.where(exhausted, 0.0, w / jnp.where(exhausted, 1.0, b))
+        # in place (no copy of Q); on the last step this overwrites row i, no longer needed
+        Q = Q.at[jnp.minimum(i + 1, iterations - 1)].set(nxt)
+        alpha, beta = alpha.at[i].set(a), beta.at[i].set(b)
+        theta, s = jnp.linalg.eigh(tridiagonal(alpha, beta, i + 1))
+        top = theta[::-1][:k]
+        residual = b * jnp.abs(s[i, ::-1][:k])  # β_m |last component of each top Ritz vector|
+        converged = (i + 1 >= k) & jnp.all(residual <= tol * jnp.max(jnp.abs(top)))
+        return i + 1, Q, alpha, beta, converged | exhausted
 
-    Q, alpha, beta = jax.lax.fori_loop(0, iterations, step, (Q, alpha, beta))
-    T = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
-    return jnp.linalg.eigvalsh(T)[::-1][:k]
+    def running(carry):
+        i, _, _, _, done = carry
+        return (i < iterations) & ~done
+
+    m, Q, alpha, beta, _ = jax.lax.while_loop(running, step, (jnp.array(0), Q, alpha, beta, jnp.array(False)))
+    return jnp.linalg.eigvalsh(tridiagonal(alpha, beta, m))[::-1][:k], m
 
 
 class Sharpness(WrappedProblem):
@@ -60,8 +84,11 @@ class Sharpness(WrappedProblem):
     - `inner`: any problem.
     - `k`: how many of the largest eigenvalues to save.
     - `max_iterations`: Lanczos steps, at most (default 64); the number of trainable
-      parameters if smaller (then exact to round-off). Each is one Hessian–vector
-      product (forward over reverse), saved as "sharpness_hvps".
+      parameters if smaller (then exact to round-off). Lanczos stops earlier once
+      the top k Ritz values have converged (residual bound ≤ 1e-10 relative, see
+      `top_eigenvalues`). Each step is one Hessian–vector product (forward over
+      reverse); the number a save took is saved as "sharpness_hvps" and summed
+      in `run.stats["hessian_vector_products"]`.
     """
 
     inner: AbstractProblem
@@ -96,6 +123,6 @@ class Sharpness(WrappedProblem):
         def hvp(v):
             return jax.jvp(grad_flat, (flat,), (v.astype(flat.dtype),))[1]
 
-        top = top_eigenvalues(hvp, n, self.k, iterations)
+        top, used = top_eigenvalues(hvp, n, self.k, iterations)
         return {**self.inner.observables(model, data), "sharpness": top,
-                "sharpness_hvps": jnp.asarray(iterations, dtype=flat.dtype)}
+                "sharpness_hvps": used.astype(flat.dtype)}

@@ -38,9 +38,11 @@ def test_sharpness_equals_the_dense_hessian_along_the_flow(inner):
         np.testing.assert_allclose(run.obs["sharpness"][s, 0], dense0, rtol=1e-8)
         np.testing.assert_allclose(run.obs["sharpness"][s, -1], dense1, rtol=1e-8)
     n = ravel_pytree(eqx.filter(model0, inner.trainable(model0)))[0].size // 2  # per seed
-    assert (run.obs["sharpness_hvps"] == min(n, 64)).all()
-    # the run's stats count them: 3 saves per seed
-    np.testing.assert_array_equal(run.stats["hessian_vector_products"], 3 * min(n, 64))
+    # Lanczos stops once the top two have converged: at most min(n, 64) products a save
+    # (least squares: 4 or fewer; the network: 24–39 of 64, measured)
+    assert (run.obs["sharpness_hvps"] >= 2).all() and (run.obs["sharpness_hvps"] <= min(n, 64)).all()
+    # the run's stats count them: the sum over the 3 saves of each seed
+    np.testing.assert_array_equal(run.stats["hessian_vector_products"], run.obs["sharpness_hvps"].sum(1))
     assert "Hessian–vector products" in run.summary()
 
 
@@ -50,7 +52,7 @@ def test_sharpness_is_an_observable_of_train_too():
     model, data = inner.init(jax.random.PRNGKey(0))
     # Least squares: the Hessian XᵀX/n is constant, so every save sees the same top eigenvalue.
     np.testing.assert_allclose(run.obs["sharpness"][0, :, 0], _dense_top(inner, model, data, 1)[0], rtol=1e-8)
-    np.testing.assert_array_equal(run.stats["hessian_vector_products"], [2 * 4])  # 2 saves, 4 parameters
+    assert 2 <= run.stats["hessian_vector_products"][0] <= 2 * 4  # 2 saves, at most 4 parameters' worth each
 
 
 def test_the_modified_flow_counts_one_hessian_vector_product_per_evaluation():
