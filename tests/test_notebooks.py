@@ -17,6 +17,9 @@ EXPECTED = {
                         ("optimizer", "MNIST not found")],
     "04_solver_accuracy.ipynb": ["closed-form", "verified", "work-precision", "float32", "fitted order",
                                  "fitted exponent", "invariant drift"],
+    "05_beyond_gradient_flow.ipynb": ["top-2 Hessian eigenvalues", ("flow sharpness", "MNIST not found"),
+                                      ("GD η = 0.2", "MNIST not found"), "fitted exponent: GD → gradient flow",
+                                      "SDE vs SGD", "MomentumFlow"],
     "01_cooccurrence.ipynb": ["final loss", "phase 1 ends", "structure of W_KᵀW_Q", "fitted T1", "max relative drift"],
 }
 

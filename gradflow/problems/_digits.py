@@ -12,7 +12,7 @@ import numpy as np
 from .._problem import AbstractProblem
 from .._typing import Array, Float
 from ._common import check_float, check_int
-from .signal_noise._mnist import default_mnist, load_mnist
+from .signal_noise._mnist import load_mnist, mnist_folder
 
 
 class MLP(eqx.Module):
@@ -70,18 +70,9 @@ class DigitsMLP(AbstractProblem):
         if 28 % self.pool:
             raise ValueError(f"field `pool` must divide 28 (1, 2, 4, 7, 14 or 28); got {self.pool}.")
 
-    def _folder(self):
-        if self.path is not None:
-            return self.path
-        found = default_mnist()
-        if found is None:
-            raise ValueError("field `path`: no folder given and MNIST was not found (looked for shared/data/mnist "
-                             "and $GRADFLOW_DATA/mnist); pass --set path=FOLDER.")
-        return str(found)
-
     def data(self):
         """(inputs (n, (28/pool)²), one-hot targets (n, 10)) as NumPy arrays."""
-        images, labels = load_mnist(self._folder())
+        images, labels = load_mnist(mnist_folder(self.path))
         if self.n > images.shape[0]:
             raise ValueError(f"field `n` ({self.n}) exceeds the {images.shape[0]} digits in the MNIST files.")
         side = 28 // self.pool

@@ -66,6 +66,20 @@ def default_mnist() -> Path | None:
     return find_shared_data("mnist")
 
 
+def mnist_folder(path: str | None) -> str:
+    """A problem's `path` field, or the shared MNIST folder when it is None (one
+    clear error naming the field when neither exists)."""
+    if path is not None:
+        return path
+    found = default_mnist()
+    if found is None:
+        raise ValueError(
+            "field `path`: no folder given and MNIST was not found (looked for shared/data/mnist and "
+            "$GRADFLOW_DATA/mnist); pass --set path=FOLDER."
+        )
+    return str(found)
+
+
 def load_mnist(folder: str, split: str = "t10k") -> tuple[np.ndarray, np.ndarray]:
     """MNIST's images and labels from a folder of IDX files, read on every call
     (nothing is memoised on the folder's name).
@@ -172,15 +186,7 @@ class NoisyMNIST(AbstractProblem):
         return (28 // self.downsample) ** 2
 
     def folder(self) -> str:
-        if self.path is not None:
-            return self.path
-        found = default_mnist()
-        if found is None:
-            raise ValueError(
-                "field `path`: no folder given and MNIST was not found (looked for shared/data/mnist and "
-                "$GRADFLOW_DATA/mnist); pass --set path=FOLDER."
-            )
-        return str(found)
+        return mnist_folder(self.path)
 
     def labels_all(self) -> np.ndarray:
         return load_mnist(self.folder(), self.split)[1]
