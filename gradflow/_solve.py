@@ -98,6 +98,8 @@ def gradient_evaluations(solver, num_steps) -> np.ndarray:
     depends on their Newton iterations.
     """
     num_steps = np.asarray(num_steps, dtype=float)
+    if isinstance(solver, FusedERK):  # the same stages as the method it wraps
+        solver = solver.solver
     if isinstance(solver, dfx.Euler):
         return num_steps
     if isinstance(solver, dfx.AbstractERK):

@@ -78,6 +78,11 @@ def test_simulate_equals_a_bare_diffrax_solve():
     sol = dfx.diffeqsolve(dfx.ODETerm(lambda t, y, a: jtu.tree_map(jnp.negative, grad(y))), solver, 0.0, 20.0, None,
                           y0, stepsize_controller=ctrl, saveat=dfx.SaveAt(t1=True), max_steps=10_000)
     assert int(run.stats["steps"][0]) == int(sol.stats["num_steps"])
+    # passing the fused solver itself gives the same run, and counts its gradients alike
+    again = gf.simulate(NONLINEAR, seeds=[3], t1=20.0, solver=gf.FusedERK(solver), stepsize_controller=ctrl,
+                        save=gf.LinearGrid(n=5))
+    np.testing.assert_array_equal(again.obs["loss"], run.obs["loss"])
+    np.testing.assert_array_equal(again.stats["gradient_evaluations"], run.stats["gradient_evaluations"])
     assert int(run.stats["rejected"][0]) == int(sol.stats["num_rejected_steps"])
     final = eqx.filter(jtu.tree_map(lambda x: x[0], run.final), eqx.is_inexact_array)
     expected = jtu.tree_map(lambda x: x[-1], sol.ys)
