@@ -112,3 +112,18 @@ def test_save_load_and_plots(flow_run, tmp_path):
     assert all(p.stat().st_size > 5000 for p in paths)
     ax = gf.plot.compare([flow_run, back], "v", component=1, labels=["a", "b"])
     assert len(ax.get_lines()) == 2
+
+
+def test_sharpness_of_a_user_problem_is_its_dense_hessians_top_eigenvalues():
+    """`gf.Sharpness` wraps a problem written here (a frozen array, a static field): the
+    Hessian is taken over the trainable leaves only. Lanczos over all 16 of them is exact
+    to round-off: 1e-8 relative against eigvalsh of the dense Hessian."""
+    run = gf.simulate(gf.Sharpness(PROBLEM, k=2), t1=2.0, seeds=2, save=gf.LinearGrid(n=2))
+    for s in range(2):
+        model0, data = PROBLEM.init(jax.random.PRNGKey(s))
+        model = jax.tree_util.tree_map(lambda x: x[s], run.final)
+        params, rest = eqx.partition(model, PROBLEM.trainable(model0))
+        flat, unravel = jax.flatten_util.ravel_pytree(params)
+        hessian = jax.hessian(lambda v: PROBLEM.loss(eqx.combine(unravel(v), rest), data))(flat)
+        np.testing.assert_allclose(run.obs["sharpness"][s, -1], np.linalg.eigvalsh(hessian)[::-1][:2], rtol=1e-8)
+    assert run.obs["sharpness_hvps"].max() <= 16
