@@ -41,6 +41,21 @@ CASES = {
 }
 
 
+FILE_PROBLEMS = ("text", "noisy-mnist", "digits-mlp")  # the shipped problems that read files
+
+
+def file_problem(name, folder):
+    """A small instance of a shipped problem that reads files, on files written into
+    `folder` (so tests run where shared/data is absent); None for the other problems."""
+    if name not in FILE_PROBLEMS:
+        return None
+    write, filename, make = CASES["text" if name == "text" else "mnist"]
+    write(folder / filename, 0)
+    if name == "digits-mlp":
+        return gradflow.problems.DigitsMLP(path=str(folder / filename), n=16, pool=7, width=4)
+    return make(str(folder / filename))
+
+
 def _run(problem):
     return gf.simulate(problem, t1=0.05, seeds=2, save=gf.LogGrid(n=4, t_min=1e-3))
 
@@ -119,13 +134,7 @@ SMALL = {  # every shipped problem at a size that compiles quickly
 
 @pytest.mark.parametrize("name", sorted(PROBLEMS))
 def test_cache_on_and_off_are_bitwise_equal(name, tmp_path):
-    if name in ("text", "noisy-mnist", "digits-mlp"):
-        write, filename, make = CASES["text" if name == "text" else "mnist"]
-        write(tmp_path / filename, 0)
-        problem = (gradflow.problems.DigitsMLP(path=str(tmp_path / filename), n=16, pool=7, width=4)
-                   if name == "digits-mlp" else make(str(tmp_path / filename)))
-    else:
-        problem = PROBLEMS[name](**SMALL[name])
+    problem = file_problem(name, tmp_path) or PROBLEMS[name](**SMALL[name])
     _cold()
     off = _run(problem)
     gf.enable_compile_cache(tmp_path / "cache")

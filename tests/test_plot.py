@@ -222,14 +222,9 @@ def test_every_shipped_problem_describes_its_observables(name, tmp_path):
     import equinox as eqx
     import jax
 
-    from test_cache_honest import CASES
+    from test_cache_honest import file_problem
 
-    if name in ("text", "noisy-mnist"):
-        write, filename, make = CASES["text" if name == "text" else "mnist"]
-        write(tmp_path / filename, 0)
-        problem = make(str(tmp_path / filename))
-    else:
-        problem = gf.problems.PROBLEMS[name]()
+    problem = file_problem(name, tmp_path) or gf.problems.PROBLEMS[name]()
     described = problem.describe_observables()
     assert "loss" in described
     model, data = eqx.filter_eval_shape(problem.init, jax.random.PRNGKey(0))
