@@ -72,3 +72,36 @@ def measure(fn, repeats: int):
         warm.append(time.perf_counter() - start)
     return first, {"cold_s": cold, "wall_s": min(warm), "wall_median_s": float(np.median(warm)),
                    "wall_max_s": max(warm), "repeats": repeats}
+
+
+def gradient_loop(problem, seed=0, n=200):
+    """`n` gradient steps of `problem` (seed `seed`) in one jitted loop, so a gradient can
+    be timed without dispatch: (the jitted loop of the trainable parameters, model, data,
+    params, rest, grad)."""
+    import equinox as eqx
+
+    model, data = problem.init(jax.random.PRNGKey(seed))
+    params, rest = eqx.partition(model, problem.trainable(model))
+    grad = jax.grad(lambda p: problem.loss(eqx.combine(p, rest), data))
+
+    @jax.jit
+    def many(p):
+        return jax.lax.fori_loop(0, n, lambda i, q: jax.tree_util.tree_map(lambda a, b: a - 1e-9 * b, q, grad(q)), p)
+
+    return many, model, data, params, rest, grad
+
+
+def free_field_solve(solver, steps, t1):
+    """A jitted solve of `steps` fixed steps of `solver` on a state with a free vector
+    field: its Runge–Kutta arithmetic alone. The field is an optimisation barrier, as a
+    gradient is, so XLA cannot fuse the stages into one loop as it could a linear field."""
+    import diffrax as dfx
+
+    field = dfx.ODETerm(lambda t, y, a: jax.lax.optimization_barrier(jax.tree_util.tree_map(lambda x: -1e-3 * x, y)))
+
+    @jax.jit
+    def solve(p):
+        return dfx.diffeqsolve(field, solver, 0.0, t1, t1 / steps, p, stepsize_controller=dfx.ConstantStepSize(),
+                               max_steps=steps + 5, saveat=dfx.SaveAt(t1=True), adjoint=dfx.ForwardMode()).ys
+
+    return solve

@@ -33,7 +33,7 @@ import diffrax as dfx  # noqa: E402
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import jax.tree_util as jtu  # noqa: E402
-from _common import machine, measure, table, write_json  # noqa: E402
+from _common import free_field_solve, gradient_loop, machine, measure, table, write_json  # noqa: E402
 
 import gradflow as gf  # noqa: E402
 from gradflow._solve import Guard  # noqa: E402
@@ -55,15 +55,8 @@ def _min_wall(fn, repeats):
 
 
 def profile(name, problem, repeats):
-    model, data = problem.init(jax.random.PRNGKey(0))
-    params, rest = eqx.partition(model, problem.trainable(model))
-    grad = jax.grad(lambda p: problem.loss(eqx.combine(p, rest), data))
+    many, model, data, params, rest, grad = gradient_loop(problem, n=200)
     n_params = sum(x.size for x in jtu.tree_leaves(params))
-
-    @jax.jit
-    def many(p):
-        return jax.lax.fori_loop(0, 200, lambda i, q: jtu.tree_map(lambda a, b: a - 1e-9 * b, q, grad(q)), p)
-
     t_grad = _min_wall(lambda: many(params), repeats)[0] / 200
 
     def bare(solver, guard=False, saves=0):
@@ -86,16 +79,6 @@ def profile(name, problem, repeats):
 
         return solve
 
-    def arithmetic(solver, n):
-        @jax.jit
-        def solve(p):
-            # an optimisation barrier, as a gradient is: XLA cannot fuse the stages into one loop
-            field = dfx.ODETerm(lambda t, y, a: jax.lax.optimization_barrier(jtu.tree_map(lambda x: -1e-3 * x, y)))
-            return dfx.diffeqsolve(field, solver, 0.0, T1,
-                                   T1 / n, p, stepsize_controller=dfx.ConstantStepSize(), max_steps=n + 5,
-                                   saveat=dfx.SaveAt(t1=True), adjoint=dfx.ForwardMode()).ys
-        return solve
-
     def _call(fn, p):
         return lambda: fn(p)
 
@@ -108,9 +91,9 @@ def profile(name, problem, repeats):
                      "overhead": wall / (evals * t_grad)})
 
     add("1. gradients alone", evals * t_grad, evals * t_grad)
-    add("2a. RK arithmetic, diffrax step", *_min_wall(_call(arithmetic(dfx.Tsit5(), steps), params), repeats))
+    add("2a. RK arithmetic, diffrax step", *_min_wall(_call(free_field_solve(dfx.Tsit5(), steps, T1), params), repeats))
     if FusedERK is not None:
-        add("2b. RK arithmetic, fused step", *_min_wall(_call(arithmetic(FusedERK(dfx.Tsit5()), steps), params), repeats))
+        add("2b. RK arithmetic, fused step", *_min_wall(_call(free_field_solve(FusedERK(dfx.Tsit5()), steps, T1), params), repeats))
     add("3. bare diffeqsolve, diffrax step", *_min_wall(_call(bare(dfx.Tsit5()), params), repeats))
     if FusedERK is not None:
         add("4. bare diffeqsolve, fused step", *_min_wall(_call(bare(FusedERK(dfx.Tsit5())), params), repeats))

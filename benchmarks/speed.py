@@ -67,7 +67,7 @@ import jax.flatten_util  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
-from _common import machine, table, write_json  # noqa: E402
+from _common import free_field_solve, gradient_loop, machine, table, write_json  # noqa: E402
 from _common import measure as _measure  # noqa: E402
 
 import gradflow as gf  # noqa: E402
@@ -93,14 +93,7 @@ def problems(quick):
 
 def gradient_time(problem, seed=0, n=200):
     """Seconds per gradient evaluation, measured inside one jitted loop (no dispatch)."""
-    model, data = problem.init(jax.random.PRNGKey(seed))
-    params, rest = eqx.partition(model, problem.trainable(model))
-    grad = jax.grad(lambda p: problem.loss(eqx.combine(p, rest), data))
-
-    @jax.jit
-    def many(p):
-        return jax.lax.fori_loop(0, n, lambda i, q: jax.tree_util.tree_map(lambda a, b: a - 1e-9 * b, q, grad(q)), p)
-
+    many, model, data, params, rest, grad = gradient_loop(problem, seed, n)
     jax.block_until_ready(many(params))
     best = min(_timed(lambda: jax.block_until_ready(many(params))) for _ in range(3))
     return best / n, model, data, params, rest, grad
@@ -250,19 +243,9 @@ def part_overhead(quick, seeds):
             rows.append({"saving": label, "wall_s": wall, "grad_evals": evals, "steps": steps,
                          "grad_s": t_grad, "overhead": wall / (evals * t_grad)})
         # The Runge–Kutta arithmetic alone: the step simulate takes (gf.FusedERK) on the same
-        # state with a free vector field. The field is an optimisation barrier, as a gradient
-        # is, so XLA cannot fuse the stages into one loop the way it could for a linear field.
+        # state with a free vector field.
         n = int(rows[0]["steps"])
-
-        @jax.jit
-        def arithmetic(p):
-            field = dfx.ODETerm(lambda t, y, a: jax.lax.optimization_barrier(
-                jax.tree_util.tree_map(lambda x: -1e-3 * x, y)))
-            sol = dfx.diffeqsolve(field, gf.FusedERK(solver), 0.0, T1, T1 / n, p,
-                                  stepsize_controller=dfx.ConstantStepSize(), max_steps=n + 5,
-                                  saveat=dfx.SaveAt(t1=True), adjoint=dfx.ForwardMode())
-            return sol.ys
-
+        arithmetic = free_field_solve(gf.FusedERK(solver), n, T1)
         jax.block_until_ready(arithmetic(params))
         rk = min(_timed(lambda: jax.block_until_ready(arithmetic(params))) for _ in range(3)) / n
 

@@ -50,12 +50,7 @@ def check_problem(problem, flow=None):
     if flow is not None and not isinstance(flow, AbstractFlow):
         raise TypeError(f"`flow` must be a gradflow flow (e.g. gradflow.GradientFlow()); got {type(flow).__name__}.")
     name = type(problem).__name__
-    try:
-        drawn = eqx.filter_eval_shape(problem.init, jax.random.PRNGKey(0))  # traced every call: files are read
-    except jax.errors.ConcretizationTypeError:
-        raise  # a traced value used as a Python number (its own message; `sweep` names the field)
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"{name}: tracing init/trainable/loss/observables failed: {e}") from e
+    drawn = _traced(name, problem.init, jax.random.PRNGKey(0))  # traced every call: files are read
     key = _checked_key(problem, flow, drawn)
     if key is not None and key in _CHECKED:
         _CHECKED.move_to_end(key)
@@ -67,12 +62,7 @@ def check_problem(problem, flow=None):
         params, _ = eqx.partition(model, problem.trainable(model))
         return params, problem.loss(model, data), problem.observables(model, data)
 
-    try:
-        params, loss, observables = eqx.filter_eval_shape(structure, arrays)
-    except jax.errors.ConcretizationTypeError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"{name}: tracing init/trainable/loss/observables failed: {e}") from e
+    params, loss, observables = _traced(name, structure, arrays)
     _check_trainable(name, params)
     _check_loss_and_observables(name, loss, observables)
     if flow is not None:
@@ -82,6 +72,16 @@ def check_problem(problem, flow=None):
         while len(_CHECKED) > 64:
             _CHECKED.popitem(last=False)
     return drawn, params
+
+
+def _traced(name, fn, *args):
+    """`eqx.filter_eval_shape(fn, *args)`, a tracing failure named after the problem."""
+    try:
+        return eqx.filter_eval_shape(fn, *args)
+    except jax.errors.ConcretizationTypeError:
+        raise  # a traced value used as a Python number (its own message; `sweep` names the field)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{name}: tracing init/trainable/loss/observables failed: {e}") from e
 
 
 # Problems already checked: keyed on the problem and flow (by value), and the shapes,

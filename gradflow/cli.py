@@ -371,8 +371,9 @@ def _flow(args):
     missing = [_FLOW_OPTIONS[k] for k in _FLOW_NEEDS.get(args.flow, ()) if k not in options]
     if missing:
         raise CLIError(f"--flow {args.flow} needs {' and '.join(missing)} (see `gradflow run --help`)")
-    unused = [option for key, option in _FLOW_OPTIONS.items() if key in ("lr", "beta", "gamma", "batch_size")
-              and getattr(args, key) is not None and key not in options]
+    flow_specific = set().union(*_FLOW_NEEDS.values())  # --lr, --beta, …: options of one flow or two
+    unused = [option for key, option in _FLOW_OPTIONS.items()
+              if key in flow_specific and getattr(args, key) is not None and key not in options]
     if unused:
         raise CLIError(f"{', '.join(unused)}: not an option of --flow {args.flow}")
     with _refused(_FLOW_OPTIONS, f"--flow {args.flow}"):
