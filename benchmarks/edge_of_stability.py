@@ -28,6 +28,7 @@ Writes results/edge_of_stability.json.
 """
 
 import argparse
+import json
 import time
 
 import jax
@@ -35,6 +36,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import diffrax as dfx  # noqa: E402
+import equinox as eqx  # noqa: E402
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
@@ -156,7 +158,8 @@ def part_cost(quick, repeats=3):
     base = rows[0]["solve_s"]
     for r in rows:
         r["per_save_ms"] = (r["solve_s"] - base) / 31 * 1e3
-    params = sum(x.size for x in jax.tree_util.tree_leaves(inner.init(jax.random.PRNGKey(0))[0]))
+    model = inner.init(jax.random.PRNGKey(0))[0]
+    params = sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(model, inner.trainable(model))))
     print(f"[cost] co-occurrence, {params} parameters, 31 saves, one seed, warm solve (min of {repeats})")
     print(table(rows, [("observables", "s"), ("hvps_per_save", ".0f"), ("steps", "d"), ("solve_s", ".3f"),
                        ("per_save_ms", ".2f"), ("compile_s", ".1f"), ("top_vs_64_steps", ".1e")]), flush=True)
@@ -169,8 +172,6 @@ def main():
     ap.add_argument("--parts", default="eos,gap,cost")
     args = ap.parse_args()
     path = RESULTS / "edge_of_stability.json"
-    import json
-
     out = json.loads(path.read_text()) if path.exists() and not args.quick else {}
     for part in args.parts.split(","):
         start = time.perf_counter()
